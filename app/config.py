@@ -1,0 +1,61 @@
+"""Typed settings from the environment (``MADOGUCHI_*``).
+
+Local values come from ``var/services.env`` (written by ``scripts/services.sh``); production sets the
+same variables from its secret store. Nothing here reads files from the tenant folders.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MADOGUCHI_", extra="ignore", frozen=True)
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(description="runtime login role (NOINHERIT, member of tenant roles)")
+    admin_database_url: str | None = Field(
+        default=None, description="migration/provisioning role; needed only by `tenants sync`"
+    )
+    db_role_prefix: str | None = Field(
+        default=None, description="prefix of tenant role names; defaults to the database name"
+    )
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    # Connections that touched many tenant schemas grow their catalog cache (~41 MB at 1,741
+    # schemas, see docs/benchmarks.md); recycling bounds that.
+    db_pool_recycle_seconds: int = 1800
+    db_statement_timeout_ms: int = 30_000
+    redis_url: str = "redis://127.0.0.1:55379/0"
+    s3_endpoint_url: str | None = None
+    secret_key: SecretStr = SecretStr("")
+    tenants_dir: Path = PROJECT_ROOT / "tenants"
+    tenant_cache_seconds: float = 10.0
+    session_lifetime_minutes: int = 480
+    session_cookie_secure: bool = False
+    log_level: str = "INFO"
+    log_json: bool = True
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
+
+    @property
+    def role_prefix(self) -> str:
+        if self.db_role_prefix:
+            return self.db_role_prefix
+        database = make_url(self.database_url).database
+        if not database:
+            raise ValueError("MADOGUCHI_DATABASE_URL names no database")
+        return database
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()  # values come from the environment

@@ -1,0 +1,118 @@
+"""Sessions bound to exactly one tenant (or to ``control``).
+
+At the start of every transaction the session sets, transaction-locally, the search path to the
+tenant's schema only and the role to the tenant's NOLOGIN role. Both revert at COMMIT/ROLLBACK, so
+nothing survives the connection's return to the pool. A query aimed at another schema fails with
+"permission denied" instead of leaking; see docs/adr/0001-tenancy.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.config import get_settings
+from app.db.engine import get_engine
+from app.db.names import DbBinding
+
+_SET_CONTEXT = text(
+    "SELECT set_config('search_path', :search_path, true),"
+    " set_config('role', :role, true),"
+    " set_config('statement_timeout', :timeout, true)"
+)
+
+_translated: dict[tuple[int, str], Engine] = {}
+
+
+def _engine_for(binding: DbBinding) -> Engine:
+    """The shared engine with a cached, per-schema ``schema_translate_map``."""
+    base = get_engine()
+    key = (id(base), binding.schema)
+    engine = _translated.get(key)
+    if engine is None:
+        engine = base.execution_options(schema_translate_map={None: binding.schema})
+        _translated[key] = engine
+    return engine
+
+
+class _Isolation:
+    """Test support: sessions join an outer transaction per binding that the test rolls back."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, Connection] = {}
+
+    def connection_for(self, binding: DbBinding) -> Connection:
+        conn = self.connections.get(binding.key)
+        if conn is None:
+            conn = _engine_for(binding).connect()
+            conn.begin()
+            self.connections[binding.key] = conn
+        return conn
+
+    def close(self) -> None:
+        for conn in self.connections.values():
+            conn.rollback()
+            conn.close()
+        self.connections.clear()
+
+
+_isolation: _Isolation | None = None
+
+
+def begin_test_isolation() -> None:
+    global _isolation
+    if _isolation is not None:
+        raise RuntimeError("test isolation already active")
+    _isolation = _Isolation()
+
+
+def end_test_isolation() -> None:
+    global _isolation
+    if _isolation is not None:
+        _isolation.close()
+        _isolation = None
+
+
+def new_session(binding: DbBinding) -> Session:
+    """A new Session for one binding. Never re-point it at another tenant: make another one."""
+    if _isolation is not None:
+        return Session(
+            bind=_isolation.connection_for(binding),
+            join_transaction_mode="create_savepoint",
+            info={"binding": binding},
+            expire_on_commit=False,
+        )
+    return Session(bind=_engine_for(binding), info={"binding": binding}, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(binding: DbBinding) -> Iterator[Session]:
+    """Commit on success, roll back on error, always close."""
+    session = new_session(binding)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@event.listens_for(Session, "after_begin")
+def _set_transaction_context(
+    session: Session, transaction: SessionTransaction, connection: Connection
+) -> None:
+    binding: DbBinding | None = session.info.get("binding")
+    if binding is None:
+        return
+    params: dict[str, Any] = {
+        "search_path": binding.search_path,
+        "role": binding.role,
+        "timeout": str(get_settings().db_statement_timeout_ms),
+    }
+    connection.execute(_SET_CONTEXT, params)
