@@ -1,0 +1,35 @@
+"""Shared pieces of the command line: errors with exit code 1, ``--json`` output, the CLI actor."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from app.audit.service import Actor
+
+
+class InputRejected(click.ClickException):
+    """Bad input from the operator or a file: message printed, exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"エラー: {self.format_message()}", err=True)
+
+
+def emit(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str]) -> None:
+    """Print rows as JSON (``--json``) or one human-readable line each."""
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+    else:
+        for row in rows:
+            click.echo(line(row))
+
+
+def cli_actor() -> Actor:
+    return Actor("cli", f"cli:{getpass.getuser()}", None, socket.gethostname()[:64])

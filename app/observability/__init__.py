@@ -1,0 +1,1 @@
+"""Health, metrics and (from issue 7) SLA rules and incidents."""

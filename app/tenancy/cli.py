@@ -1,0 +1,226 @@
+"""``madoguchi tenants ...``, ``madoguchi calendar ...`` and ``madoguchi demo seed``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from app.audit.service import record as audit_record
+from app.cliutil import InputRejected, cli_actor, emit
+from app.config import get_settings
+from app.db.session import session_scope
+from app.tenancy.calendar import JST
+from app.tenancy.config import format_minutes
+from app.tenancy.loader import TenantConfigError, load_all
+from app.tenancy.provisioning import SyncResult, TenantSyncError, sync
+from app.tenancy.service import (
+    OverrideInputError,
+    TenantRecord,
+    add_override,
+    registry,
+    revoke_override,
+    tenant_calendars,
+)
+
+
+def active_tenant(tenant_id: str) -> TenantRecord:
+    record = registry.get(tenant_id)
+    if record is None:
+        raise InputRejected(f"テナント {tenant_id!r} は登録されていません（madoguchi tenants list で確認）")
+    return record
+
+
+@click.group()
+def tenants() -> None:
+    """Tenants (municipalities): validate, provision, list."""
+
+
+@tenants.command("validate")
+@click.option("--json", "as_json", is_flag=True)
+def validate_cmd(as_json: bool) -> None:
+    """Validate every tenants/<id>/ folder without touching the database."""
+    try:
+        loaded = load_all(get_settings().tenants_dir)
+    except TenantConfigError as exc:
+        raise InputRejected("テナント設定に誤りがあります:\n" + str(exc)) from exc
+    data = [
+        {"id": t.config.tenant.id, "code": t.config.tenant.code, "hash": t.config_hash}
+        for t in loaded.values()
+    ]
+    emit(data, as_json, lambda r: f"ok  {r['id']:<12} {r['code']}  {r['hash'][:12]}")
+
+
+@tenants.command("sync")
+@click.option("--only", help="provision/migrate only this tenant id")
+@click.option("--json", "as_json", is_flag=True)
+def sync_cmd(only: str | None, as_json: bool) -> None:
+    """Provision and migrate tenant schemas from tenants/ (idempotent)."""
+
+    def show(r: SyncResult) -> None:
+        if not as_json:
+            click.echo(
+                f"{r.action:<15} {r.tenant_id:<12} {r.schema}  rev {r.revision}  {r.seconds * 1000:.0f} ms"
+            )
+
+    try:
+        results = sync(only=only, progress=show)
+    except TenantConfigError as exc:
+        raise InputRejected("テナント設定に誤りがあります（何も変更していません）:\n" + str(exc)) from exc
+    except TenantSyncError as exc:
+        raise InputRejected(str(exc)) from exc
+    if as_json:
+        emit([r.__dict__ for r in results], True, str)
+
+
+@tenants.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(as_json: bool) -> None:
+    """List provisioned tenants."""
+    registry.invalidate()
+    data = [
+        {
+            "id": r.id,
+            "code": r.code,
+            "name": r.name,
+            "schema": r.schema_name,
+            "status": r.status,
+            "config_hash": r.config_hash,
+        }
+        for r in registry.all()
+    ]
+
+    emit(
+        data, as_json, lambda r: f"{r['id']:<12} {r['code']}  {r['schema']:<10} {r['status']:<9} {r['name']}"
+    )
+
+
+@click.group()
+def calendar() -> None:
+    """Service calendar: show days, enter temporary openings/closures (臨時開庁・臨時閉庁)."""
+
+
+def _parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise InputRejected(f"日付「{value}」は YYYY-MM-DD の形式で指定してください") from exc
+
+
+@calendar.command("show")
+@click.argument("tenant")
+@click.option("--start", help="YYYY-MM-DD (default today)")
+@click.option("--days", type=click.IntRange(1, 366), default=14)
+@click.option("--json", "as_json", is_flag=True)
+def show_cmd(tenant: str, start: str | None, days: int, as_json: bool) -> None:
+    record = active_tenant(tenant)
+    first = _parse_date(start) if start else dt.datetime.now(JST).date()
+    with session_scope(record.binding) as session:
+        service, desk = tenant_calendars(session, registry.config(record))
+        rows = []
+        for i in range(days):
+            day = first + dt.timedelta(days=i)
+            status = service.day_status(day)
+            rows.append(
+                {
+                    "date": day.isoformat(),
+                    "hours": [f"{format_minutes(s)}-{format_minutes(e)}" for s, e in status.hours],
+                    "support_desk": [
+                        f"{format_minutes(s)}-{format_minutes(e)}" for s, e in desk.hours_on(day)
+                    ],
+                    "closed_reason": status.closed_reason,
+                    "overrides": [o.reason for o in status.overrides],
+                }
+            )
+    emit(rows, as_json, _day_line)
+
+
+def _day_line(r: dict[str, Any]) -> str:
+    hours = ", ".join(r["hours"]) or "閉庁"
+    return f"{r['date']}  {hours:<24} {r['closed_reason'] or ''} {' '.join(r['overrides'])}"
+
+
+def _override(tenant: str, day: str, kind: str, hours: str | None, reason: str) -> None:
+    record = active_tenant(tenant)
+    actor = cli_actor()
+    try:
+        with session_scope(record.binding) as session:
+            row = add_override(
+                session, on_date=_parse_date(day), kind=kind, hours=hours, reason=reason, entered_by=actor.id
+            )
+            audit_record(
+                session,
+                "calendar.override_added",
+                subject_type="calendar_override",
+                subject_id=row.id,
+                details={"date": day, "kind": kind, "hours": hours, "reason": reason},
+            )
+            label = "臨時開庁" if kind == "open" else "臨時閉庁"
+            click.echo(f"登録しました: #{row.id} {day} {label} {hours or '終日'}")
+    except OverrideInputError as exc:
+        raise InputRejected(str(exc)) from exc
+
+
+@calendar.command("open")
+@click.argument("tenant")
+@click.argument("day")
+@click.argument("hours")
+@click.option("--reason", required=True)
+def open_cmd(tenant: str, day: str, hours: str, reason: str) -> None:
+    """Temporary opening (臨時開庁) on DAY for HOURS, e.g. 2027-03-28 09:00-17:00."""
+    _override(tenant, day, "open", hours, reason)
+
+
+@calendar.command("close")
+@click.argument("tenant")
+@click.argument("day")
+@click.argument("hours", required=False)
+@click.option("--reason", required=True)
+def close_cmd(tenant: str, day: str, hours: str | None, reason: str) -> None:
+    """Temporary closure (臨時閉庁) of DAY, whole day or only HOURS."""
+    _override(tenant, day, "closed", hours, reason)
+
+
+@calendar.command("revoke")
+@click.argument("tenant")
+@click.argument("override_id", type=int)
+def revoke_cmd(tenant: str, override_id: int) -> None:
+    """Cancel a temporary opening/closure (kept in history)."""
+    record = active_tenant(tenant)
+    try:
+        with session_scope(record.binding) as session:
+            revoke_override(session, override_id, cli_actor().id)
+            audit_record(
+                session, "calendar.override_revoked", subject_type="calendar_override", subject_id=override_id
+            )
+    except OverrideInputError as exc:
+        raise InputRejected(str(exc)) from exc
+    click.echo(f"取り消しました: #{override_id}")
+
+
+@click.group()
+def demo() -> None:
+    """Demo data for development (refused in production)."""
+
+
+DEMO_PASSWORD = "madoguchi-demo"  # noqa: S105 - development demo only; refused in production
+
+
+@demo.command("seed")
+@click.option("--tenant", "only", help="only this tenant")
+@click.option("--scale", type=click.Choice(["small", "city"]), default="small")
+def seed_cmd(only: str | None, scale: str) -> None:
+    """Create demo staff accounts (login 'demo') for each tenant; residents arrive with the linkage."""
+    if get_settings().env == "production":
+        raise InputRejected("demo seed は本番環境では実行できません")
+    from app.identity.service import AccountInputError, create_user
+
+    records = [active_tenant(only)] if only else registry.all()
+    for record in records:
+        with session_scope(record.binding) as session:
+            try:
+                create_user(session, "demo", "デモ職員", DEMO_PASSWORD)
+                click.echo(f"{record.id}: demo 職員を作成しました（パスワード {DEMO_PASSWORD}）")
+            except AccountInputError:
+                click.echo(f"{record.id}: demo 職員は作成済みです")
