@@ -1,0 +1,133 @@
+"""Tenancy is enforced by the database, not only by the code: wrong-schema access is denied."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import MetaData, select, text
+from sqlalchemy.exc import ProgrammingError
+
+from app.identity.models import StaffUser
+from app.tenancy.models import CalendarOverride
+from app.tenancy.service import add_override
+from tests.conftest import ROOT, make_staff, tenant_session
+
+
+def test_rows_written_as_osaka_are_invisible_to_gobo_through_the_orm(db: None) -> None:
+    make_staff("osaka", "osaka-clerk")
+    with tenant_session("osaka") as osaka:
+        assert osaka.scalar(select(StaffUser.login).where(StaffUser.login == "osaka-clerk")) == "osaka-clerk"
+    with tenant_session("gobo") as gobo:
+        assert gobo.scalar(select(StaffUser).where(StaffUser.login == "osaka-clerk")) is None
+        assert gobo.scalar(select(StaffUser.id)) is None
+
+
+def test_a_query_forced_at_another_schema_fails_with_permission_denied(db: None) -> None:
+    make_staff("osaka", "osaka-clerk")
+    # The bug simulated: a table hard-wired to Osaka's schema, used inside Gobo's session.
+    osaka_users = StaffUser.__table__.to_metadata(MetaData(), schema="t_271004")
+    with tenant_session("gobo") as gobo:
+        with pytest.raises(ProgrammingError, match="permission denied for schema t_271004"):
+            gobo.execute(select(osaka_users)).all()
+        gobo.rollback()
+        # ... and the same through a connection re-pointed with another translate map.
+        conn = gobo.connection().execution_options(schema_translate_map={None: "t_271004"})
+        with pytest.raises(ProgrammingError, match="permission denied for schema t_271004"):
+            conn.execute(select(StaffUser.__table__)).all()
+
+
+def test_raw_sql_into_another_schema_fails_with_permission_denied(db: None) -> None:
+    with tenant_session("gobo") as gobo, pytest.raises(ProgrammingError, match="permission denied"):
+        gobo.execute(text("SELECT count(*) FROM t_271004.audit_log")).scalar()
+
+
+def test_session_context_is_the_tenant_role_and_schema_only(db: None) -> None:
+    with tenant_session("yamaguchi") as session:
+        row = session.execute(
+            text("SELECT current_user, current_setting('search_path'), current_schemas(false)")
+        ).one()
+    assert row[0].endswith("_t_352039")
+    assert row[1] == "t_352039"
+    assert row[2] == ["t_352039"]  # public is never on a tenant's search path
+
+
+def test_a_table_missing_from_the_tenant_schema_does_not_fall_through_to_public(
+    provisioned: object,
+) -> None:
+    from app.db.engine import admin_engine
+
+    with admin_engine().begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS public.probe_leak (secret text)"))
+        conn.execute(text("INSERT INTO public.probe_leak VALUES ('public row')"))
+    try:
+        with tenant_session("gobo") as gobo, pytest.raises(ProgrammingError, match="does not exist"):
+            gobo.execute(text("SELECT secret FROM probe_leak")).all()
+    finally:
+        with admin_engine().begin() as conn:
+            conn.execute(text("DROP TABLE public.probe_leak"))
+
+
+def test_the_runtime_login_role_reads_nothing_without_a_tenant_role(provisioned: object) -> None:
+    from app.db.engine import get_engine
+
+    with get_engine().connect() as conn, pytest.raises(ProgrammingError, match="permission denied"):
+        conn.execute(text("SELECT count(*) FROM t_302058.staff_users")).scalar()
+
+
+def test_osaka_data_is_invisible_to_gobo_through_the_api(client_for: object) -> None:
+    with tenant_session("osaka") as osaka:
+        add_override(
+            osaka,
+            on_date=dt.date.today() + dt.timedelta(days=3),
+            kind="closed",
+            hours=None,
+            reason="大阪の臨時閉庁",
+            entered_by="test",
+        )
+        osaka.commit()
+    gobo = client_for("gobo")  # type: ignore[operator]
+    own = gobo.get("/api/v1/gobo/calendar?days=7")
+    assert own.status_code == 200
+    assert "大阪の臨時閉庁" not in own.get_data(as_text=True)
+    other = gobo.get("/api/v1/osaka/calendar?days=7")
+    assert other.status_code == 404
+    assert "大阪の臨時閉庁" not in other.get_data(as_text=True)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_osaka_data_is_invisible_to_gobo_through_the_cli(committed: object) -> None:
+    day = (dt.date.today() + dt.timedelta(days=2)).isoformat()
+    done = _cli("calendar", "close", "osaka", day, "--reason", "大阪だけの閉庁")
+    assert done.returncode == 0, done.stderr
+    osaka = json.loads(_cli("calendar", "show", "osaka", "--start", day, "--days", "1", "--json").stdout)
+    gobo = json.loads(_cli("calendar", "show", "gobo", "--start", day, "--days", "1", "--json").stdout)
+    assert osaka[0]["overrides"] == ["大阪だけの閉庁"]
+    assert gobo[0]["overrides"] == []
+    with tenant_session("gobo") as session:
+        assert session.scalar(select(CalendarOverride.id)) is None
+
+
+def test_cli_rejects_an_unknown_tenant_with_exit_code_1(provisioned: object) -> None:
+    done = _cli("calendar", "show", "atlantis")
+    assert done.returncode == 1
+    assert "atlantis" in done.stderr
+
+
+def test_cli_usage_error_exits_2(provisioned: object) -> None:
+    assert _cli("calendar", "show").returncode == 2
