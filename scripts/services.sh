@@ -22,6 +22,10 @@ secret() { # secret NAME -> a stable random value kept in var/secrets
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(head -n1 "$1")" 2>/dev/null; }
 
+port_taken_by_other() { # port_taken_by_other PORT NAME: a healthy service there that is not ours
+  die "port $1 already serves a $2 that this checkout did not start; set MADOGUCHI_PORT_BASE to another base (now $PORT_BASE)"
+}
+
 wait_for() { # wait_for SECONDS DESCRIPTION CMD...
   local secs=$1 what=$2; shift 2
   for _ in $(seq 1 $((secs * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
@@ -82,8 +86,10 @@ CONF
   grep -q "^include_if_exists = '$VAR/pg/madoguchi.conf'" "$PGDATA/postgresql.conf" \
     || echo "include_if_exists = '$VAR/pg/madoguchi.conf'" >> "$PGDATA/postgresql.conf"
 
-  if pg_healthy; then
+  if pg_healthy && pid_alive "$PGDATA/postmaster.pid"; then
     log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+  elif pg_healthy; then
+    port_taken_by_other "$PG_PORT" PostgreSQL
   else
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$VAR/pg/postgres.log" -w -t 60 start >/dev/null \
@@ -111,7 +117,7 @@ REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO :"app";
 SQL
     # The benchmark reads per-connection memory (catalog cache growth across tenant schemas).
-    [ "$db" = madoguchi_bench ] && pg_psql -d postgres -c "GRANT pg_read_all_stats TO \"$admin\"" >/dev/null
+    [ "$db" = madoguchi_bench ] && pg_psql -d postgres -c "GRANT pg_read_all_stats TO \"$admin\"" >/dev/null 2>&1
     # Tenant search paths never include public; nobody but the owner may use it.
     pg_psql -d "$db" -c 'REVOKE ALL ON SCHEMA public FROM PUBLIC'
   done
@@ -122,7 +128,11 @@ redis_healthy() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | gre
 
 start_redis() {
   mkdir -p "$VAR/redis"
-  if redis_healthy; then log "Redis already running on 127.0.0.1:$REDIS_PORT"; return; fi
+  if redis_healthy && pid_alive "$VAR/redis/redis.pid"; then
+    log "Redis already running on 127.0.0.1:$REDIS_PORT"
+    return
+  fi
+  redis_healthy && port_taken_by_other "$REDIS_PORT" Redis
   cat > "$VAR/redis/redis.conf" <<CONF
 bind 127.0.0.1
 port $REDIS_PORT
@@ -143,7 +153,11 @@ s3_healthy() { curl -sf -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/data.js
 
 start_s3() {
   mkdir -p "$VAR/s3"
-  if s3_healthy; then log "S3 endpoint (moto) already running on 127.0.0.1:$S3_PORT"; return; fi
+  if s3_healthy && pid_alive "$VAR/s3/moto.pid"; then
+    log "S3 endpoint (moto) already running on 127.0.0.1:$S3_PORT"
+    return
+  fi
+  s3_healthy && port_taken_by_other "$S3_PORT" "S3 endpoint"
   [ -x "$VENV/bin/moto_server" ] || die "moto_server missing from $VENV (run make setup)"
   log "starting S3 endpoint (moto server) on 127.0.0.1:$S3_PORT"
   setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$VAR/s3/moto.log" 2>&1 < /dev/null &
@@ -173,6 +187,7 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$APP_PORT']
 CONF
+  prom_healthy && ! pid_alive "$VAR/prometheus/prometheus.pid" && port_taken_by_other "$PROM_PORT" Prometheus
   if prom_healthy; then
     log "Prometheus already running on 127.0.0.1:$PROM_PORT (reloading config)"
     curl -sf -X POST "http://127.0.0.1:$PROM_PORT/-/reload" >/dev/null || true
@@ -201,6 +216,7 @@ receivers:
       - url: 'http://127.0.0.1:$APP_PORT/ops/alertmanager/webhook'
 CONF
   fi
+  am_healthy && ! pid_alive "$VAR/alertmanager/alertmanager.pid" && port_taken_by_other "$AM_PORT" Alertmanager
   if am_healthy; then
     log "Alertmanager already running on 127.0.0.1:$AM_PORT (reloading config)"
     curl -sf -X POST "http://127.0.0.1:$AM_PORT/-/reload" >/dev/null || true
