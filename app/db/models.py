@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import app.audit.models
 import app.identity.models
+import app.linkage.models
+import app.residents.models
 import app.tenancy.models  # noqa: F401
 from app.db.base import ControlBase, TenantBase
 

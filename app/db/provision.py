@@ -54,10 +54,16 @@ def grant_tables(conn: Connection, binding: DbBinding, metadata: MetaData) -> No
     conn.exec_driver_sql(f"GRANT SELECT ON {schema}.alembic_version TO {role}")
     for table in append_only_tables(metadata):
         conn.exec_driver_sql(f"REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{quoted(table)} FROM {role}")
+    for table in staging_tables(metadata):
+        conn.exec_driver_sql(f"GRANT TRUNCATE ON {schema}.{quoted(table)} TO {role}")
 
 
 def append_only_tables(metadata: MetaData) -> Iterable[str]:
     return sorted(t.name for t in metadata.tables.values() if t.info.get("append_only"))
+
+
+def staging_tables(metadata: MetaData) -> Iterable[str]:
+    return sorted(t.name for t in metadata.tables.values() if t.info.get("staging"))
 
 
 def set_migration_timeouts(

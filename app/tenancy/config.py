@@ -1,8 +1,9 @@
 """Tenant configuration models (``tenants/<id>/*.yaml``), validated with unknown keys rejected.
 
-``tenant.yaml`` holds identity, offices and counters; ``sla.yaml`` (merged over
-``tenants/_defaults/sla.yaml``) holds service hours (開庁時間), support-desk hours, the incident
-policy and log retention. The loader in ``app.tenancy.loader`` turns validation errors into
+``tenant.yaml`` holds identity, offices and counters; ``sla.yaml`` holds service hours (開庁時間),
+support-desk hours, the incident policy and log retention; ``linkage.yaml`` the front-linkage
+adapters and file layouts; ``residents.yaml`` search settings. Each is merged over the file of the
+same name in ``tenants/_defaults/``. The loader in ``app.tenancy.loader`` turns validation errors into
 messages naming the file, key path and line.
 """
 
@@ -12,7 +13,10 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
+
+from app.linkage.config import LinkageConfig, ResidentsConfig
+from app.validation import StrictModel
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -21,10 +25,6 @@ WEEKDAY_JA = {"mon": "月", "tue": "火", "wed": "水", "thu": "木", "fri": "�
 RESERVED_TENANT_IDS = frozenset(
     {"api", "static", "healthz", "readyz", "metrics", "ops", "admin", "login", "logout", "favicon.ico"}
 )
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _parse_hhmm(value: str) -> int:
@@ -294,6 +294,8 @@ class TenantConfig(StrictModel):
 
     tenant: TenantIdentity
     sla: SlaConfig
+    linkage: LinkageConfig = LinkageConfig()
+    residents: ResidentsConfig = ResidentsConfig()
 
 
 def _require_unique(values: list[str], what: str) -> None:

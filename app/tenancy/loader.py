@@ -15,14 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from app.linkage.config import LinkageConfig, ResidentsConfig
 from app.tenancy.config import SlaConfig, TenantConfig, TenantIdentity
 
 DEFAULTS_DIR = "_defaults"
-FILES: dict[str, type[TenantIdentity] | type[SlaConfig]] = {
-    "tenant.yaml": TenantIdentity,
-    "sla.yaml": SlaConfig,
+# file -> (model, field of TenantConfig); all but tenant.yaml may be absent (defaults apply)
+FILES: dict[str, tuple[type[BaseModel], str]] = {
+    "tenant.yaml": (TenantIdentity, "tenant"),
+    "sla.yaml": (SlaConfig, "sla"),
+    "linkage.yaml": (LinkageConfig, "linkage"),
+    "residents.yaml": (ResidentsConfig, "residents"),
 }
 
 
@@ -181,7 +185,7 @@ def load_tenant(directory: Path, root: Path | None = None) -> LoadedTenant:
     issues: list[ConfigIssue] = []
     parts: dict[str, Any] = {}
     own_sources: dict[str, _Source] = {}
-    for name, model in FILES.items():
+    for name, (model, _) in FILES.items():
         sources: list[_Source] = []
         default_path = root / DEFAULTS_DIR / name
         if default_path.is_file():
@@ -220,7 +224,7 @@ def load_tenant(directory: Path, root: Path | None = None) -> LoadedTenant:
                 )
             ]
         )
-    config = TenantConfig(tenant=identity, sla=parts["sla.yaml"])
+    config = TenantConfig(**{field: parts[name] for name, (_, field) in FILES.items()})
     return LoadedTenant(config=config, directory=directory, files=[s.path for s in own_sources.values()])
 
 

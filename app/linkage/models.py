@@ -1,0 +1,162 @@
+"""Import batches (取込バッチ), their rejection reports, staging rows and objects taken from storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Date, Index, Integer, SmallInteger, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import TenantBase, id_column
+
+BATCH_STATUSES = ("queued", "running", "applied", "rejected", "duplicate", "failed")
+
+
+class ImportBatch(TenantBase):
+    __tablename__ = "import_batches"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'applied', 'rejected', 'duplicate', 'failed')", name="status"
+        ),
+        CheckConstraint("kind IN ('residents', 'attributes')", name="kind"),
+        CheckConstraint("mode IN ('full', 'changes')", name="mode"),
+        CheckConstraint("policy IN ('reject_all', 'quarantine')", name="policy"),
+        # The same content is applied at most once, even if two imports race.
+        Index(
+            "uq_import_batches_applied_content",
+            "kind",
+            "content_sha256",
+            unique=True,
+            postgresql_where=text("status = 'applied'"),
+        ),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = id_column()
+    kind: Mapped[str]
+    mode: Mapped[str]
+    layout: Mapped[str]  # variant name, or "standard"
+    policy: Mapped[str]
+    source: Mapped[str]  # adapter name, or "cli"
+    source_ref: Mapped[str]  # path, s3://bucket/key, URL
+    file_name: Mapped[str]
+    content_sha256: Mapped[str | None]
+    size_bytes: Mapped[int | None]
+    status: Mapped[str] = mapped_column(server_default="queued")
+    rows_read: Mapped[int] = mapped_column(server_default="0")
+    rows_rejected: Mapped[int] = mapped_column(server_default="0")
+    rows_inserted: Mapped[int] = mapped_column(server_default="0")
+    rows_updated: Mapped[int] = mapped_column(server_default="0")
+    rows_unchanged: Mapped[int] = mapped_column(server_default="0")
+    rows_missing: Mapped[int] = mapped_column(server_default="0")  # full extract: residents not in the file
+    bytes_read: Mapped[int] = mapped_column(server_default="0")  # progress
+    message: Mapped[str | None]  # Japanese summary for the operator
+    duplicate_of: Mapped[int | None]
+    job_id: Mapped[str | None]
+    created_by: Mapped[str]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+
+class ImportRejection(TenantBase):
+    """One reason a row (or the file) was rejected: file, line, column, value and a Japanese reason."""
+
+    __tablename__ = "import_rejections"
+    __table_args__ = (Index(None, "batch_id", "line"),)
+
+    id: Mapped[int] = id_column()
+    batch_id: Mapped[int]
+    line: Mapped[int | None] = mapped_column(Integer)  # physical line where the record starts
+    record: Mapped[int | None] = mapped_column(Integer)  # data record number (header excluded)
+    column: Mapped[str | None]
+    value: Mapped[str | None]
+    code: Mapped[str]
+    reason: Mapped[str]
+
+
+class LinkageObject(TenantBase):
+    """An object an adapter has seen and taken (so a poller never imports it twice)."""
+
+    __tablename__ = "linkage_objects"
+    __table_args__ = (
+        CheckConstraint("status IN ('taken', 'imported', 'rejected', 'failed')", name="status"),
+        Index("uq_linkage_objects_adapter_key_etag", "adapter", "object_key", "etag", unique=True),
+    )
+
+    id: Mapped[int] = id_column()
+    adapter: Mapped[str]
+    object_key: Mapped[str]
+    etag: Mapped[str]
+    size_bytes: Mapped[int | None]
+    last_modified: Mapped[dt.datetime | None]
+    status: Mapped[str] = mapped_column(server_default="taken")
+    batch_id: Mapped[int | None]
+    taken_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+STAGING = {"info": {"staging": True}}  # UNLOGGED in the migration; the tenant role may TRUNCATE them
+
+
+class ResidentStaging(TenantBase):
+    """Validated rows of a running import, before they are applied in one statement.
+
+    UNLOGGED: crash safety belongs to the batch (it reruns), not to its staging rows.
+    """
+
+    __tablename__ = "import_staging_residents"
+    __table_args__ = (Index(None, "batch_id", "atena_no"), STAGING)
+
+    batch_id: Mapped[int] = mapped_column(primary_key=True)
+    record: Mapped[int] = mapped_column(Integer, primary_key=True)
+    atena_no: Mapped[str]
+    household_no: Mapped[str]
+    household_order: Mapped[int] = mapped_column(SmallInteger)
+    name: Mapped[str]
+    name_search: Mapped[str]
+    kana: Mapped[str | None]
+    kana_search: Mapped[str | None]
+    kana_confirmed: Mapped[bool]
+    former_surname: Mapped[str | None]
+    birth: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    sex: Mapped[int] = mapped_column(SmallInteger)
+    relation: Mapped[str]
+    postal_code: Mapped[str | None]
+    address: Mapped[str]
+    address_extra: Mapped[str | None]
+    address_search: Mapped[str]
+    became_resident: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    address_set: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    status: Mapped[str]
+    kind: Mapped[str]
+    change_reason: Mapped[str | None]
+    change: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    change_date: Mapped[dt.date | None] = mapped_column(Date)
+    core_updated_at: Mapped[dt.datetime | None]
+    row_hash: Mapped[int]
+
+
+class AttributeStaging(TenantBase):
+    __tablename__ = "import_staging_attributes"
+    __table_args__ = (Index(None, "batch_id", "atena_no"), STAGING)
+
+    batch_id: Mapped[int] = mapped_column(primary_key=True)
+    record: Mapped[int] = mapped_column(Integer, primary_key=True)
+    atena_no: Mapped[str]
+    item: Mapped[str]
+    value: Mapped[str]
+    start_date: Mapped[dt.date | None] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class HouseholdStaging(TenantBase):
+    """Household numbers an import touched (old and new), so only those households are re-derived."""
+
+    __tablename__ = "import_staging_households"
+    __table_args__ = (STAGING,)
+
+    batch_id: Mapped[int] = mapped_column(primary_key=True)
+    household_no: Mapped[str] = mapped_column(primary_key=True)

@@ -1,0 +1,97 @@
+"""Residents (住民), households (世帯) and attributes (資格・受給) as delivered by the core systems.
+
+Column names follow the standard layout of shared/domain/residents.md. Every date the core system
+may hold as 和暦 or 不詳日 is kept as a structured JSON value (``app.dates.japanese.JapaneseDate``)
+with a nullable Gregorian date beside it for calculations. ``*_search`` columns hold the normalised
+forms used by search (``app.residents.normalize``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Date, Index, SmallInteger, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import TenantBase, id_column
+
+RESIDENT_STATUSES = ("住民", "転出", "死亡", "職権消除")
+RESIDENT_KINDS = ("日本人", "外国人")
+
+
+class Resident(TenantBase):
+    __tablename__ = "residents"
+    __table_args__ = (
+        CheckConstraint("status IN ('住民', '転出', '死亡', '職権消除')", name="status"),
+        CheckConstraint("kind IN ('日本人', '外国人')", name="kind"),
+        CheckConstraint("sex IN (1, 2, 9)", name="sex"),
+        Index(None, "household_no", "household_order"),
+        Index(None, "kana_search", postgresql_ops={"kana_search": "text_pattern_ops"}),
+        Index(None, "name_search", postgresql_ops={"name_search": "text_pattern_ops"}),
+        Index(None, "address_search", postgresql_ops={"address_search": "text_pattern_ops"}),
+        Index(None, "birth_date"),
+    )
+
+    id: Mapped[int] = id_column()
+    atena_no: Mapped[str] = mapped_column(unique=True)  # 宛名番号
+    household_no: Mapped[str]  # 世帯番号
+    household_order: Mapped[int] = mapped_column(SmallInteger)  # 世帯内順
+    name: Mapped[str]  # 氏名 (MJ+, IVS kept)
+    name_search: Mapped[str]
+    kana: Mapped[str | None]  # 氏名フリガナ
+    kana_search: Mapped[str | None]
+    kana_confirmed: Mapped[bool]
+    former_surname: Mapped[str | None]  # 旧氏
+    birth: Mapped[dict[str, Any]] = mapped_column(JSONB)  # 生年月日 (structured)
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    sex: Mapped[int] = mapped_column(SmallInteger)  # ISO 5218
+    relation: Mapped[str]  # 続柄
+    postal_code: Mapped[str | None]
+    address: Mapped[str]  # 住所
+    address_extra: Mapped[str | None]  # 方書
+    address_search: Mapped[str]
+    became_resident: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # 住民となった日
+    address_set: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # 住定日
+    status: Mapped[str]  # 住民状態
+    kind: Mapped[str]  # 住民種別
+    change_reason: Mapped[str | None]  # 異動事由
+    change: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # 異動日
+    change_date: Mapped[dt.date | None] = mapped_column(Date)
+    core_updated_at: Mapped[dt.datetime | None]  # 更新日時 in the core system
+    row_hash: Mapped[int]  # of the delivered values: unchanged rows are skipped on re-import
+    last_batch_id: Mapped[int]
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+class Household(TenantBase):
+    """世帯: derived from the residents after each import (head, address, members still resident)."""
+
+    __tablename__ = "households"
+
+    id: Mapped[int] = id_column()
+    household_no: Mapped[str] = mapped_column(unique=True)
+    head_atena_no: Mapped[str | None]
+    postal_code: Mapped[str | None]
+    address: Mapped[str | None]
+    member_count: Mapped[int] = mapped_column(SmallInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+class ResidentAttribute(TenantBase):
+    """One fact from another core system (国保 加入, 児童手当 受給者 ...).
+
+    One row per fact, so a new kind of fact needs no schema change.
+    """
+
+    __tablename__ = "resident_attributes"
+    __table_args__ = (Index(None, "atena_no"), Index(None, "item", "value"))
+
+    id: Mapped[int] = id_column()
+    atena_no: Mapped[str]
+    item: Mapped[str]  # 項目
+    value: Mapped[str]  # 値
+    start_date: Mapped[dt.date | None] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    last_batch_id: Mapped[int]
