@@ -11,6 +11,7 @@ from app.cliutil import cli_actor
 from app.config import get_settings
 from app.identity.cli import users
 from app.jobs.cli import worker
+from app.linkage.cli import linkage
 from app.logs import configure_logging
 from app.tenancy.cli import calendar, demo, tenants
 
@@ -23,7 +24,7 @@ def main() -> None:
     actor_var.set(cli_actor())
 
 
-for _group in (tenants, calendar, users, demo, worker):
+for _group in (tenants, calendar, users, demo, worker, linkage):
     main.add_command(_group)
 
 if __name__ == "__main__":
