@@ -17,7 +17,7 @@ def test_known_values() -> None:
 
 def test_remainder_zero_and_one() -> None:
     zero = next(
-        b for b in (f"{i:06d}" for i in range(10_000)) if check_digit(b, "zero") == 0 and sum(map(int, b))
+        b for b in (f"{i:06d}" for i in range(10_000)) if check_digit(b, "reject") == 0 and sum(map(int, b))
     )
     assert is_valid(zero + "0")
     one = next(b for b in (f"{i:06d}" for i in range(10_000)) if check_digit(b, "reject") is None)
