@@ -119,8 +119,9 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
 
 
-def _error_response(code: int, detail: Any = None) -> Response:
-    title, message = ERROR_TEXT.get(code, ERROR_TEXT[500] if code >= 500 else ERROR_TEXT[400])
+def _error_response(code: int, detail: Any = None, message: str | None = None) -> Response:
+    title, default_message = ERROR_TEXT.get(code, ERROR_TEXT[500] if code >= 500 else ERROR_TEXT[400])
+    message = message or default_message
     if _wants_json():
         body: dict[str, Any] = {"code": code, "status": title, "message": message}
         if detail:
@@ -135,10 +136,13 @@ def _error_response(code: int, detail: Any = None) -> Response:
 def _http_error(exc: HTTPException) -> Response:
     code = exc.code or 500
     detail = None
+    message = None
     data = getattr(exc, "data", None)
-    if isinstance(data, dict) and "messages" in data:
-        detail = data["messages"]  # webargs/marshmallow field errors, for the API caller
-    response = _error_response(code, detail)
+    if isinstance(data, dict):
+        # webargs/marshmallow field errors, or our own (message, errors) from flask_smorest.abort
+        detail = data.get("messages") or data.get("errors")
+        message = data.get("message") if isinstance(data.get("message"), str) else None
+    response = _error_response(code, detail, message)
     if code == 405 and exc.get_response().headers.get("Allow"):
         response.headers["Allow"] = exc.get_response().headers["Allow"]
     return response

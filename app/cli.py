@@ -13,6 +13,7 @@ from app.identity.cli import users
 from app.jobs.cli import worker
 from app.linkage.cli import linkage
 from app.logs import configure_logging
+from app.residents.cli import residents
 from app.tenancy.cli import calendar, demo, tenants
 
 
@@ -24,7 +25,7 @@ def main() -> None:
     actor_var.set(cli_actor())
 
 
-for _group in (tenants, calendar, users, demo, worker, linkage):
+for _group in (tenants, calendar, users, demo, worker, linkage, residents):
     main.add_command(_group)
 
 if __name__ == "__main__":

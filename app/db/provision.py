@@ -56,6 +56,8 @@ def grant_tables(conn: Connection, binding: DbBinding, metadata: MetaData) -> No
         conn.exec_driver_sql(f"REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{quoted(table)} FROM {role}")
     for table in staging_tables(metadata):
         conn.exec_driver_sql(f"GRANT TRUNCATE ON {schema}.{quoted(table)} TO {role}")
+    # Functions in a tenant schema are SECURITY DEFINER helpers (migrations revoke PUBLIC).
+    conn.exec_driver_sql(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {role}")
 
 
 def append_only_tables(metadata: MetaData) -> Iterable[str]:

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, Index, Integer, SmallInteger, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -97,59 +110,58 @@ class LinkageObject(TenantBase):
     taken_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 
 
-STAGING = {"info": {"staging": True}}  # UNLOGGED in the migration; the tenant role may TRUNCATE them
+STAGING = {"info": {"staging": True}}  # the tenant role may TRUNCATE these (UNLOGGED tables)
 
+# Staging tables are plain heaps (no primary key, no index): COPY fills them as fast as it can and
+# the apply statements read them whole. Crash safety belongs to the batch (it reruns).
+resident_staging = Table(
+    "import_staging_residents",
+    TenantBase.metadata,
+    Column("batch_id", BigInteger, nullable=False),
+    Column("record", Integer, nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("atena_no", Text, nullable=False),
+    Column("household_no", Text, nullable=False),
+    Column("household_order", SmallInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("name_search", Text, nullable=False),
+    Column("kana", Text),
+    Column("kana_search", Text),
+    Column("kana_confirmed", Boolean, nullable=False),
+    Column("former_surname", Text),
+    Column("birth", JSONB, nullable=False),
+    Column("birth_date", Date),
+    Column("sex", SmallInteger, nullable=False),
+    Column("relation", Text, nullable=False),
+    Column("postal_code", Text),
+    Column("address", Text, nullable=False),
+    Column("address_extra", Text),
+    Column("address_search", Text, nullable=False),
+    Column("became_resident", JSONB),
+    Column("address_set", JSONB),
+    Column("status", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("change_reason", Text),
+    Column("change", JSONB),
+    Column("change_date", Date),
+    Column("core_updated_at", DateTime(timezone=True)),
+    Column("row_hash", BigInteger, nullable=False),
+    info={"staging": True},
+)
 
-class ResidentStaging(TenantBase):
-    """Validated rows of a running import, before they are applied in one statement.
-
-    UNLOGGED: crash safety belongs to the batch (it reruns), not to its staging rows.
-    """
-
-    __tablename__ = "import_staging_residents"
-    __table_args__ = (Index(None, "batch_id", "atena_no"), STAGING)
-
-    batch_id: Mapped[int] = mapped_column(primary_key=True)
-    record: Mapped[int] = mapped_column(Integer, primary_key=True)
-    atena_no: Mapped[str]
-    household_no: Mapped[str]
-    household_order: Mapped[int] = mapped_column(SmallInteger)
-    name: Mapped[str]
-    name_search: Mapped[str]
-    kana: Mapped[str | None]
-    kana_search: Mapped[str | None]
-    kana_confirmed: Mapped[bool]
-    former_surname: Mapped[str | None]
-    birth: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    birth_date: Mapped[dt.date | None] = mapped_column(Date)
-    sex: Mapped[int] = mapped_column(SmallInteger)
-    relation: Mapped[str]
-    postal_code: Mapped[str | None]
-    address: Mapped[str]
-    address_extra: Mapped[str | None]
-    address_search: Mapped[str]
-    became_resident: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    address_set: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    status: Mapped[str]
-    kind: Mapped[str]
-    change_reason: Mapped[str | None]
-    change: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    change_date: Mapped[dt.date | None] = mapped_column(Date)
-    core_updated_at: Mapped[dt.datetime | None]
-    row_hash: Mapped[int]
-
-
-class AttributeStaging(TenantBase):
-    __tablename__ = "import_staging_attributes"
-    __table_args__ = (Index(None, "batch_id", "atena_no"), STAGING)
-
-    batch_id: Mapped[int] = mapped_column(primary_key=True)
-    record: Mapped[int] = mapped_column(Integer, primary_key=True)
-    atena_no: Mapped[str]
-    item: Mapped[str]
-    value: Mapped[str]
-    start_date: Mapped[dt.date | None] = mapped_column(Date)
-    end_date: Mapped[dt.date | None] = mapped_column(Date)
+attribute_staging = Table(
+    "import_staging_attributes",
+    TenantBase.metadata,
+    Column("batch_id", BigInteger, nullable=False),
+    Column("record", Integer, nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("atena_no", Text, nullable=False),
+    Column("item", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("start_date", Date),
+    Column("end_date", Date),
+    info={"staging": True},
+)
 
 
 class HouseholdStaging(TenantBase):

@@ -93,24 +93,19 @@ def upgrade() -> None:
         "import_staging_attributes",
         sa.Column("batch_id", sa.BigInteger(), nullable=False),
         sa.Column("record", sa.Integer(), nullable=False),
+        sa.Column("line", sa.Integer(), nullable=False),
         sa.Column("atena_no", sa.Text(), nullable=False),
         sa.Column("item", sa.Text(), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("start_date", sa.Date(), nullable=True),
         sa.Column("end_date", sa.Date(), nullable=True),
-        sa.PrimaryKeyConstraint("batch_id", "record", name=op.f("pk_import_staging_attributes")),
         prefixes=["UNLOGGED"],  # staging rows need no crash safety: the batch reruns
-    )
-    op.create_index(
-        op.f("ix_import_staging_attributes_batch_id_atena_no"),
-        "import_staging_attributes",
-        ["batch_id", "atena_no"],
-        unique=False,
     )
     op.create_table(
         "import_staging_residents",
         sa.Column("batch_id", sa.BigInteger(), nullable=False),
         sa.Column("record", sa.Integer(), nullable=False),
+        sa.Column("line", sa.Integer(), nullable=False),
         sa.Column("atena_no", sa.Text(), nullable=False),
         sa.Column("household_no", sa.Text(), nullable=False),
         sa.Column("household_order", sa.SmallInteger(), nullable=False),
@@ -137,14 +132,7 @@ def upgrade() -> None:
         sa.Column("change_date", sa.Date(), nullable=True),
         sa.Column("core_updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("row_hash", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("batch_id", "record", name=op.f("pk_import_staging_residents")),
         prefixes=["UNLOGGED"],  # staging rows need no crash safety: the batch reruns
-    )
-    op.create_index(
-        op.f("ix_import_staging_residents_batch_id_atena_no"),
-        "import_staging_residents",
-        ["batch_id", "atena_no"],
-        unique=False,
     )
     op.create_table(
         "import_staging_households",
@@ -260,8 +248,32 @@ def upgrade() -> None:
         postgresql_ops={"name_search": "text_pattern_ops"},
     )
 
+    # The tenant role does not own its tables, so it cannot ANALYZE them; imports need fresh
+    # statistics right after COPY (planner estimates for a just-filled staging table are blind).
+    # This one function, owned by the schema owner, analyzes exactly the import tables.
+    op.execute(
+        """
+        CREATE FUNCTION analyze_import_tables(what text) RETURNS void
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+        BEGIN
+            IF what = 'staging' THEN
+                ANALYZE import_staging_residents, import_staging_households, import_staging_attributes;
+            ELSIF what = 'residents' THEN
+                ANALYZE residents, households;
+            ELSIF what = 'attributes' THEN
+                ANALYZE resident_attributes;
+            ELSE
+                RAISE EXCEPTION 'unknown table group %', what;
+            END IF;
+        END
+        $$
+        """
+    )
+    op.execute("REVOKE ALL ON FUNCTION analyze_import_tables(text) FROM PUBLIC")
+
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION analyze_import_tables(text)")
     op.drop_table("import_staging_households")
     op.drop_index(
         op.f("ix_residents_name_search"),
@@ -286,13 +298,7 @@ def downgrade() -> None:
     op.drop_table("resident_attributes")
     op.drop_index("uq_linkage_objects_adapter_key_etag", table_name="linkage_objects")
     op.drop_table("linkage_objects")
-    op.drop_index(
-        op.f("ix_import_staging_residents_batch_id_atena_no"), table_name="import_staging_residents"
-    )
     op.drop_table("import_staging_residents")
-    op.drop_index(
-        op.f("ix_import_staging_attributes_batch_id_atena_no"), table_name="import_staging_attributes"
-    )
     op.drop_table("import_staging_attributes")
     op.drop_index(op.f("ix_import_rejections_batch_id_line"), table_name="import_rejections")
     op.drop_table("import_rejections")

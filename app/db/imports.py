@@ -1,0 +1,259 @@
+"""SQL of the front-linkage import: staging by COPY, then set-based apply in one transaction.
+
+All statements run in a Session bound to one tenant: unqualified names resolve to its schema and the
+tenant role's rights apply. Applying is set-based — a full Osaka extract is ~3 million rows — and
+skips rows whose hash is unchanged, so a nightly full extract rewrites only what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import CursorResult, TextClause, text
+from sqlalchemy.orm import Session
+
+# Resident columns copied from staging to residents (all but the bookkeeping ones).
+_RESIDENT_VALUES = (
+    "household_no", "household_order", "name", "name_search", "kana", "kana_search", "kana_confirmed",
+    "former_surname", "birth", "birth_date", "sex", "relation", "postal_code", "address", "address_extra",
+    "address_search", "became_resident", "address_set", "status", "kind", "change_reason", "change",
+    "change_date", "core_updated_at", "row_hash",
+)  # fmt: skip
+
+
+def _changed(session: Session, statement: TextClause, params: dict[str, Any] | None = None) -> int:
+    """Run a data-changing statement; how many rows it changed."""
+    result = session.execute(statement, params or {})
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+def lock_imports(session: Session, kind: str) -> None:
+    """Serialise imports of one kind per tenant (changes must apply in order; staging is shared)."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext(:kind))"), {"kind": kind}
+    )
+
+
+def truncate_staging(session: Session, kind: str) -> None:
+    if kind == "residents":
+        session.execute(text("TRUNCATE import_staging_residents, import_staging_households"))
+    else:
+        session.execute(text("TRUNCATE import_staging_attributes"))
+
+
+def copy_lines(session: Session, table: str, columns: Sequence[str], lines: Iterable[str]) -> None:
+    """COPY text-format lines (tab-separated, ``\\N`` for NULL) into a staging table, streaming.
+
+    Lines are sent in ~1 MB chunks; PostgreSQL parses them on its own core while Python reads on.
+    """
+    if table not in ("import_staging_residents", "import_staging_attributes"):
+        raise ValueError(f"not a staging table: {table}")
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            chunk.append(line)
+            size += len(line)
+            if size > 1 << 19:
+                copy.write("".join(chunk))
+                chunk.clear()
+                size = 0
+        if chunk:
+            copy.write("".join(chunk))
+
+
+def analyze(session: Session, what: str) -> None:
+    """Refresh planner statistics of the import tables (see the migration's analyze_import_tables)."""
+    session.execute(text("SELECT analyze_import_tables(:w)"), {"w": what})
+
+
+def duplicate_records(session: Session, batch_id: int) -> list[tuple[str, int, int]]:
+    """(宛名番号, record, line) of every row whose 宛名番号 occurs more than once in the batch."""
+    rows = session.execute(
+        text(
+            "SELECT atena_no, record, line FROM import_staging_residents s"
+            " WHERE batch_id = :b AND atena_no IN ("
+            "   SELECT atena_no FROM import_staging_residents WHERE batch_id = :b"
+            "   GROUP BY atena_no HAVING count(*) > 1)"
+            " ORDER BY atena_no, record"
+        ),
+        {"b": batch_id},
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def drop_staged_records(session: Session, table: str, batch_id: int, records: Sequence[int]) -> None:
+    if table not in ("import_staging_residents", "import_staging_attributes"):
+        raise ValueError(f"not a staging table: {table}")
+    session.execute(
+        text(f"DELETE FROM {table} WHERE batch_id = :b AND record = ANY(:r)"),
+        {"b": batch_id, "r": list(records)},
+    )
+
+
+def apply_residents(session: Session, batch_id: int, mode: str, count_missing: bool = True) -> dict[str, int]:
+    """Apply staged residents; returns counts (inserted, updated, unchanged, missing)."""
+    # For a changes file, a person may appear more than once: the latest 異動日 wins (then file order).
+    latest = (
+        "SELECT DISTINCT ON (atena_no) * FROM import_staging_residents WHERE batch_id = :b"
+        " ORDER BY atena_no, change_date DESC NULLS LAST, record DESC"
+    )
+    params = {"b": batch_id}
+    session.execute(
+        text(
+            "INSERT INTO import_staging_households (batch_id, household_no)"
+            " SELECT :b, household_no FROM import_staging_residents WHERE batch_id = :b"
+            " UNION SELECT :b, r.household_no FROM residents r"
+            "   JOIN import_staging_residents s ON s.atena_no = r.atena_no AND s.batch_id = :b"
+            " ON CONFLICT DO NOTHING"
+        ),
+        params,
+    )
+    assignments = ", ".join(f"{c} = l.{c}" for c in _RESIDENT_VALUES)
+    updated = _changed(
+        session,
+        text(
+            f"UPDATE residents r SET {assignments}, last_batch_id = :b, updated_at = now()"
+            f" FROM ({latest}) l WHERE r.atena_no = l.atena_no AND r.row_hash <> l.row_hash"
+        ),
+        params,
+    )
+    columns = ", ".join(_RESIDENT_VALUES)
+    inserted = _changed(
+        session,
+        text(
+            f"INSERT INTO residents (atena_no, {columns}, last_batch_id)"
+            f" SELECT l.atena_no, {', '.join('l.' + c for c in _RESIDENT_VALUES)}, :b FROM ({latest}) l"
+            " WHERE NOT EXISTS (SELECT 1 FROM residents r WHERE r.atena_no = l.atena_no)"
+        ),
+        params,
+    )
+    distinct = session.execute(
+        text("SELECT count(DISTINCT atena_no) FROM import_staging_residents WHERE batch_id = :b"), params
+    ).scalar_one()
+    missing = 0
+    if mode == "full" and count_missing:
+        missing = session.execute(
+            text(
+                "SELECT count(*) FROM residents r WHERE r.status = '住民' AND NOT EXISTS ("
+                " SELECT 1 FROM import_staging_residents s WHERE s.batch_id = :b AND s.atena_no = r.atena_no)"
+            ),
+            params,
+        ).scalar_one()
+    _refresh_households(session, batch_id)
+    return {
+        "inserted": inserted,
+        "updated": updated,
+        "unchanged": distinct - inserted - updated,
+        "missing": missing,
+    }
+
+
+def _refresh_households(session: Session, batch_id: int) -> None:
+    """Re-derive the touched households from their members still resident (世帯主 first)."""
+    params = {"b": batch_id}
+    session.execute(
+        text(
+            "DELETE FROM households h USING import_staging_households t"
+            " WHERE t.batch_id = :b AND h.household_no = t.household_no"
+        ),
+        params,
+    )
+    order = "(r.relation = '世帯主') DESC, r.household_order, r.atena_no"
+    session.execute(
+        text(
+            "INSERT INTO households (household_no, head_atena_no, postal_code, address, member_count)"
+            f" SELECT r.household_no, (array_agg(r.atena_no ORDER BY {order}))[1],"
+            f" (array_agg(r.postal_code ORDER BY {order}))[1], (array_agg(r.address ORDER BY {order}))[1],"
+            " count(*) FROM residents r JOIN import_staging_households t"
+            "   ON t.household_no = r.household_no AND t.batch_id = :b"
+            " WHERE r.status = '住民' GROUP BY r.household_no"
+        ),
+        params,
+    )
+
+
+def apply_attributes(session: Session, batch_id: int, mode: str) -> dict[str, int]:
+    """Full: the file replaces every fact. Changes: it replaces the facts of each person it names."""
+    params = {"b": batch_id}
+    if mode == "full":
+        removed = _changed(session, text("DELETE FROM resident_attributes"))
+    else:
+        removed = _changed(
+            session,
+            text(
+                "DELETE FROM resident_attributes a USING (SELECT DISTINCT atena_no FROM import_staging_attributes"
+                " WHERE batch_id = :b) s WHERE a.atena_no = s.atena_no"
+            ),
+            params,
+        )
+    inserted = _changed(
+        session,
+        text(
+            "INSERT INTO resident_attributes (atena_no, item, value, start_date, end_date, last_batch_id)"
+            " SELECT atena_no, item, value, start_date, end_date, :b FROM import_staging_attributes"
+            " WHERE batch_id = :b ORDER BY record"
+        ),
+        params,
+    )
+    unknown = session.execute(
+        text(
+            "SELECT count(DISTINCT s.atena_no) FROM import_staging_attributes s WHERE s.batch_id = :b"
+            " AND NOT EXISTS (SELECT 1 FROM residents r WHERE r.atena_no = s.atena_no)"
+        ),
+        params,
+    ).scalar_one()
+    return {"inserted": inserted, "removed": removed, "unknown_residents": unknown}
+
+
+# Binary COPY rows of (key bigint, row_hash bigint, resident bool): 2 + (4+8) + (4+8) + (4+1) bytes.
+_FINGERPRINT_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l1", ">i4"),
+        ("key", ">i8"),
+        ("l2", ">i4"),
+        ("hash", ">i8"),
+        ("l3", ">i4"),
+        ("res", "u1"),
+    ]
+)
+_BINARY_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
+
+
+def load_resident_fingerprints(session: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key, row_hash, still resident) of every resident, as numpy arrays sorted by key.
+
+    The key is ``宛名番号 × 100 + its length`` (so 019 and 19 differ); the importer computes the
+    same in Python to skip rows that did not change since the last import. Binary COPY keeps this
+    to ~1 s and ~45 MB at Osaka's 2.8 million residents.
+    """
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    buffer = bytearray()
+    query = (
+        "COPY (SELECT (atena_no::numeric * 100 + length(atena_no))::bigint, row_hash, status = '住民'"
+        " FROM residents WHERE length(atena_no) <= 16) TO STDOUT (FORMAT binary)"
+    )
+    with driver.cursor() as cursor, cursor.copy(query) as copy:
+        for data in copy:
+            buffer += data
+    body = memoryview(buffer)[_BINARY_HEADER : len(buffer) - 2]  # minus the header and the -1 trailer
+    rows = np.frombuffer(body, dtype=_FINGERPRINT_ROW)
+    order = np.argsort(rows["key"], kind="stable")
+    keys = rows["key"][order].astype(np.int64)
+    hashes = rows["hash"][order].astype(np.int64)
+    resident = rows["res"][order].astype(bool)
+    return keys, hashes, resident
+
+
+def drop_staged_atena(session: Session, batch_id: int, atena_numbers: Sequence[str]) -> None:
+    session.execute(
+        text("DELETE FROM import_staging_residents WHERE batch_id = :b AND atena_no = ANY(:a)"),
+        {"b": batch_id, "a": list(atena_numbers)},
+    )

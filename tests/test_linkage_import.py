@@ -1,0 +1,393 @@
+"""Front-linkage import: complete or nothing, row-by-row reports in Japanese, each city's layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from app.audit import Actor
+from app.linkage.config import STANDARD
+from app.linkage.importer import ImportOutcome, import_local_file
+from app.linkage.models import ImportBatch, ImportRejection
+from app.residents.models import Household, Resident
+from app.tenancy.service import registry
+from tests.conftest import ROOT, tenant_session
+from tests.linkage_files import number, person, render, write
+
+ACTOR = Actor("cli", "test")
+
+
+def run(tenant: str, path: Path, **kwargs: object) -> ImportOutcome:
+    record = registry.get(tenant)
+    assert record is not None
+    return import_local_file(record, path, actor=ACTOR, **kwargs)  # type: ignore[arg-type]
+
+
+def layout(tenant: str):  # type: ignore[no-untyped-def]
+    record = registry.get(tenant)
+    assert record is not None
+    return registry.config(record).linkage.residents
+
+
+def residents(tenant: str) -> dict[str, Resident]:
+    with tenant_session(tenant) as session:
+        return {r.atena_no: r for r in session.scalars(select(Resident))}
+
+
+def family(start: int = 1, household: int = 900) -> list[dict[str, str]]:
+    return [
+        person(start, household, 氏名="御坊　一郎", 氏名フリガナ="ゴボウ イチロウ", 生年月日="1975-06-01"),
+        person(start + 1, household, 世帯内順="2", 氏名="御坊　花子", 氏名フリガナ="ゴボウ ハナコ", 性別="2",
+               続柄="妻", 生年月日="1978-09-15"),
+        person(start + 2, household, 世帯内順="3", 氏名="御坊　翔", 氏名フリガナ="ゴボウ ショウ", 続柄="子",
+               生年月日="2016-04-01"),
+    ]  # fmt: skip
+
+
+def full(tmp_path: Path, tenant: str, rows: list[dict[str, str]], name: str | None = None) -> Path:
+    names = {"osaka": "JUKI_FULL_20261121.csv", "gobo": "GOBO_JUKI_ZEN_20261121.csv", "yamaguchi": "full.tsv"}
+    return write(tmp_path / (name or names[tenant]), rows, layout(tenant))
+
+
+# --- encodings and shapes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_utf8_with_and_without_bom(committed: object, tmp_path: Path, bom: bool) -> None:
+    body = render(family(), STANDARD.residents)
+    path = tmp_path / "standard.csv"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + body)
+    outcome = run("gobo", path, standard_layout=True)
+    assert outcome.status == "applied", outcome.rejections
+    assert outcome.counts["inserted"] == 3
+    assert {r.name for r in residents("gobo").values()} == {"御坊　一郎", "御坊　花子", "御坊　翔"}
+
+
+def test_cp932_with_nec_and_ibm_extension_characters(committed: object, tmp_path: Path) -> None:
+    # Osaka's variant: cp932, era-code dates, renamed columns, check digits. ① is an NEC special
+    # character, 髙 and 﨑 are IBM extensions: shift_jis cannot decode them, cp932 must.
+    rows = [
+        person(1, 50, 氏名="髙橋　①子", 氏名フリガナ="タカハシ マルコ", 住所="大阪市東淀川区豊新2丁目1番4号"),
+        person(2, 51, 氏名="山﨑　一", 氏名フリガナ="ヤマサキ ハジメ", 住所="大阪市福島区大開1丁目8番1号"),
+    ]
+    path = full(tmp_path, "osaka", rows)
+    # Write 髙 as the IBM extension code (FB FC) rather than Python's NEC-selected one (EE E0).
+    path.write_bytes(path.read_bytes().replace(b"\xee\xe0", b"\xfb\xfc"))
+    assert b"\xfb\xfc" in path.read_bytes()
+    assert b"\x87\x40" in path.read_bytes()
+    outcome = run("osaka", path)
+    assert outcome.status == "applied", outcome.rejections
+    stored = residents("osaka")
+    assert stored[number(1)].name == "髙橋　①子"
+    assert stored[number(1)].name_search == "高橋1子"  # variant folding and NFKC for search only
+    assert stored[number(2)].address_search == "福島区大開1-8-1"
+    assert stored[number(1)].birth["text"] == "S550402"
+
+
+def test_crlf_and_a_multiline_katagaki_with_comma(committed: object, tmp_path: Path) -> None:
+    rows = family()
+    rows[0]["方書"] = "コーポ御坊, 2階\n201号室"
+    path = full(tmp_path, "gobo", rows)
+    assert b"\r\n" in path.read_bytes()
+    outcome = run("gobo", path)
+    assert outcome.status == "applied", outcome.rejections
+    assert residents("gobo")[number(1)].address_extra == "コーポ御坊, 2階\n201号室"
+
+
+def test_yamaguchi_tab_separated_layout(committed: object, tmp_path: Path) -> None:
+    outcome = run("yamaguchi", full(tmp_path, "yamaguchi", family()))
+    assert outcome.status == "applied", outcome.rejections
+    assert outcome.mode == "full"
+
+
+# --- rejections: file, line, column, value, reason --------------------------------------------
+
+
+def rejection(outcome: ImportOutcome, code: str):  # type: ignore[no-untyped-def]
+    found = [r for r in outcome.rejections if r.code == code]
+    assert found, [r.__dict__ for r in outcome.rejections]
+    return found[0]
+
+
+def test_unmapped_private_use_character_is_rejected_with_its_column(
+    committed: object, tmp_path: Path
+) -> None:
+    rows = family()
+    rows[1]["氏名"] = "御坊　\ue123子"
+    # Osaka maps U+E000 to 𠮷; U+E123 is not in its table.
+    rows[0]["氏名"] = "\ue000田　太郎"
+    outcome = run("osaka", full(tmp_path, "osaka", [{**r, "住所": "大阪市東淀川区豊新1丁目"} for r in rows]))
+    assert outcome.status == "rejected"
+    r = rejection(outcome, "gaiji")
+    assert (r.line, r.column, r.value) == (3, "氏名", "御坊　\ue123子")
+    assert "U+E123" in r.reason
+    assert residents("osaka") == {}  # nothing applied: Osaka rejects the whole file
+
+
+def test_mapped_private_use_character_becomes_mj_plus(committed: object, tmp_path: Path) -> None:
+    rows = [person(1, 50, 氏名="\ue000田　太郎", 住所="大阪市東淀川区豊新1丁目")]
+    outcome = run("osaka", full(tmp_path, "osaka", rows))
+    assert outcome.status == "applied", outcome.rejections
+    assert residents("osaka")[number(1)].name == "𠮷田　太郎"
+
+
+def test_nul_byte_is_reported_with_its_line(committed: object, tmp_path: Path) -> None:
+    data = render(family(), layout("yamaguchi")).replace("御坊　花子".encode(), "御坊\x00花子".encode())
+    path = tmp_path / "full.tsv"
+    path.write_bytes(data)
+    outcome = run("yamaguchi", path)
+    assert outcome.status == "rejected"
+    assert rejection(outcome, "nul").line == 3
+
+
+def test_short_and_long_rows(committed: object, tmp_path: Path) -> None:
+    text = render(family(), STANDARD.residents).decode()
+    lines = text.split("\r\n")
+    lines[1] = lines[1].rsplit(",", 1)[0]  # one column short
+    lines[2] = lines[2] + ",extra"  # one column long
+    path = tmp_path / "standard.csv"
+    path.write_text("\r\n".join(lines), encoding="utf-8")
+    outcome = run("yamaguchi", path, standard_layout=True)
+    assert outcome.status == "rejected"
+    counts = sorted((r.line, r.reason) for r in outcome.rejections if r.code == "column_count")
+    assert counts == [(2, "列の数が19個です（見出しは20列）"), (3, "列の数が21個です（見出しは20列）")]
+
+
+def test_bad_check_digit(committed: object, tmp_path: Path) -> None:
+    rows = family()
+    good = rows[2]["宛名番号"]
+    rows[2]["宛名番号"] = good[:-1] + str((int(good[-1]) + 1) % 10)
+    outcome = run("yamaguchi", full(tmp_path, "yamaguchi", rows))
+    r = rejection(outcome, "check_digit")
+    assert (r.line, r.column, r.value) == (4, "宛名番号", rows[2]["宛名番号"])
+    assert r.reason == "宛名番号の検査数字が合いません"
+
+
+def test_unknown_relation(committed: object, tmp_path: Path) -> None:
+    rows = family()
+    rows[1]["続柄"] = "内縁"
+    outcome = run("yamaguchi", full(tmp_path, "yamaguchi", rows))
+    r = rejection(outcome, "relation")
+    assert (r.column, r.value, r.reason) == ("続柄", "内縁", "続柄が決められた値ではありません")
+
+
+def test_relation_chains_are_accepted(committed: object, tmp_path: Path) -> None:
+    rows = family()
+    rows[1]["続柄"], rows[2]["続柄"] = "子の妻", "子の子"
+    assert run("yamaguchi", full(tmp_path, "yamaguchi", rows)).status == "applied"
+
+
+def test_wareki_edge_dates(committed: object, tmp_path: Path) -> None:
+    # Gobo delivers 和暦 text: 2/29 of a non-leap year is kept, 月日不詳 kept as is, 令和0年 refused.
+    rows = family()
+    rows[0]["生年月日"] = "平成3年2月29日"
+    rows[1]["生年月日"] = "昭和50年 月日不詳"
+    rows[2]["生年月日"] = "令和0年5月1日"
+    outcome = run("gobo", full(tmp_path, "gobo", rows))
+    assert outcome.status == "applied"  # Gobo's policy: valid rows in, the rest held back
+    r = rejection(outcome, "date")
+    assert (r.line, r.column, r.value) == (4, "生年月日", "令和0年5月1日")
+    assert "令和0年は存在しません" in r.reason
+    stored = residents("gobo")
+    assert stored[number(1)].birth == {"text": "平成3年2月29日", "era": "平成", "year": 3, "month": 2, "day": 29,
+                                        "qualifier": None, "date": None}  # fmt: skip
+    assert stored[number(1)].birth_date is None
+    assert stored[number(2)].birth["qualifier"] == "月日不詳"
+    assert number(3) not in stored
+
+
+def test_duplicate_atena_no_in_one_file(committed: object, tmp_path: Path) -> None:
+    rows = [*family(), {**family()[0], "氏名": "別人　一郎"}]
+    outcome = run("yamaguchi", full(tmp_path, "yamaguchi", rows))
+    assert outcome.status == "rejected"
+    lines = sorted(r.line for r in outcome.rejections if r.code == "duplicate")
+    assert lines == [2, 5]
+
+
+def test_empty_file(committed: object, tmp_path: Path) -> None:
+    path = tmp_path / "full.tsv"
+    path.write_bytes(b"")
+    outcome = run("yamaguchi", path)
+    assert outcome.status == "rejected"
+    assert rejection(outcome, "empty").reason.startswith("ファイルが空です")
+
+
+def test_header_only_full_file_is_refused_but_changes_file_is_a_no_op(
+    committed: object, tmp_path: Path
+) -> None:
+    path = full(tmp_path, "yamaguchi", [])
+    outcome = run("yamaguchi", path)
+    assert outcome.status == "rejected"
+    assert rejection(outcome, "no_rows")
+    changes = write(tmp_path / "changes.tsv", [], layout("yamaguchi"))
+    outcome = run("yamaguchi", changes)
+    assert (outcome.status, outcome.mode, outcome.rows_read) == ("applied", "changes", 0)
+
+
+def test_header_with_missing_and_unknown_columns(committed: object, tmp_path: Path) -> None:
+    path = tmp_path / "GOBO_JUKI_ZEN_20261121.csv"
+    data = render(family(), layout("gobo")).replace(b"SHIMEI_KANA", b"SHIMEI_KANA2")
+    path.write_bytes(data)
+    outcome = run("gobo", path)
+    assert outcome.status == "rejected"
+    r = rejection(outcome, "header_missing")
+    assert "「SHIMEI_KANA」（標準の「氏名フリガナ」）" in r.reason
+
+
+def test_the_same_file_twice_is_a_no_op(committed: object, tmp_path: Path) -> None:
+    path = full(tmp_path, "yamaguchi", family())
+    first = run("yamaguchi", path)
+    second = run("yamaguchi", path)
+    assert first.status == "applied"
+    assert (second.status, second.duplicate_of) == ("duplicate", first.batch_id)
+    with tenant_session("yamaguchi") as session:
+        assert session.scalar(select(func.count()).select_from(Resident)) == 3
+
+
+def test_a_rejected_file_changes_nothing(committed: object, tmp_path: Path) -> None:
+    assert run("yamaguchi", full(tmp_path, "yamaguchi", family())).status == "applied"
+    before = {k: (v.name, v.address) for k, v in residents("yamaguchi").items()}
+    rows = [{**r, "住所": "山口県山口市亀山町2番1号"} for r in family()]
+    rows[2]["性別"] = "3"
+    outcome = run("yamaguchi", full(tmp_path, "yamaguchi", rows, name="full2.tsv"))
+    assert outcome.status == "rejected"
+    assert {k: (v.name, v.address) for k, v in residents("yamaguchi").items()} == before
+
+
+# --- changes files, households, statuses --------------------------------------------------------
+
+
+def test_changes_file_moves_a_family_between_households(committed: object, tmp_path: Path) -> None:
+    start = [*family(1, 900), person(10, 901, 氏名="別世帯\u3000太郎", 氏名フリガナ="ベツセタイ タロウ")]
+    assert run("gobo", full(tmp_path, "gobo", start)).status == "applied"
+    with tenant_session("gobo") as session:
+        assert {h.household_no: h.member_count for h in session.scalars(select(Household))} == {
+            number(900): 3,
+            number(901): 1,
+        }
+    # The wife and child move into household 901 (世帯変更), the order in the file is reversed
+    # but 異動日 decides.
+    moves = [
+        person(2, 901, 世帯内順="2", 続柄="妻", 氏名="御坊　花子", 性別="2", 異動事由="世帯変更", 異動日="2026-11-20"),
+        person(3, 901, 世帯内順="3", 続柄="子", 氏名="御坊　翔", 異動事由="世帯変更", 異動日="2026-11-20"),
+        person(2, 900, 世帯内順="2", 続柄="妻", 氏名="御坊　花子", 性別="2", 異動事由="転居", 異動日="2026-11-01"),
+    ]  # fmt: skip
+    outcome = run("gobo", write(tmp_path / "GOBO_JUKI_IDO_20261121.csv", moves, layout("gobo")))
+    assert (outcome.status, outcome.mode) == ("applied", "changes"), outcome.rejections
+    stored = residents("gobo")
+    assert stored[number(2)].household_no == number(901)
+    assert stored[number(3)].household_no == number(901)
+    with tenant_session("gobo") as session:
+        households = {h.household_no: h for h in session.scalars(select(Household))}
+    assert households[number(900)].member_count == 1
+    assert households[number(901)].member_count == 3
+    assert households[number(901)].head_atena_no == number(10)
+
+
+def test_people_who_leave_stay_with_their_status(committed: object, tmp_path: Path) -> None:
+    assert run("gobo", full(tmp_path, "gobo", family())).status == "applied"
+    left = [person(1, 900, 氏名="御坊　一郎", 住民状態="転出", 異動事由="転出", 異動日="2026-11-20")]
+    assert (
+        run("gobo", write(tmp_path / "GOBO_JUKI_IDO_20261122.csv", left, layout("gobo"))).status == "applied"
+    )
+    stored = residents("gobo")
+    assert stored[number(1)].status == "転出"
+    with tenant_session("gobo") as session:
+        household = session.scalars(select(Household)).one()
+    assert household.member_count == 2
+    assert household.head_atena_no == number(2)
+
+
+def test_full_extract_reimport_updates_only_changed_rows(committed: object, tmp_path: Path) -> None:
+    rows = family() + [person(4 + i, 910 + i, 氏名=f"住民　{i}") for i in range(20)]
+    assert run("yamaguchi", full(tmp_path, "yamaguchi", rows)).status == "applied"
+    rows[5]["住所"] = "山口県山口市亀山町2番1号"
+    dropped = rows.pop(7)
+    outcome = run("yamaguchi", full(tmp_path, "yamaguchi", rows, name="full-2.tsv"))
+    assert outcome.status == "applied", outcome.rejections
+    assert outcome.counts == {"inserted": 0, "updated": 1, "unchanged": 21, "missing": 1}
+    assert residents("yamaguchi")[dropped["宛名番号"]].status == "住民"  # kept, reported as missing
+
+
+def test_duplicates_are_found_among_unchanged_rows(committed: object, tmp_path: Path) -> None:
+    rows = family()
+    assert run("yamaguchi", full(tmp_path, "yamaguchi", rows)).status == "applied"
+    outcome = run("yamaguchi", full(tmp_path, "yamaguchi", [*rows, rows[0]], name="full-2.tsv"))
+    assert outcome.status == "rejected"
+    assert sorted(r.line for r in outcome.rejections if r.code == "duplicate") == [2, 5]
+
+
+# --- batch records, CLI ------------------------------------------------------------------------
+
+
+def test_batch_and_rejections_are_recorded(committed: object, tmp_path: Path) -> None:
+    rows = family()
+    rows[1]["性別"] = "5"
+    outcome = run("gobo", full(tmp_path, "gobo", rows))
+    with tenant_session("gobo") as session:
+        batch = session.get(ImportBatch, outcome.batch_id)
+        assert batch is not None
+        assert (batch.status, batch.rows_read, batch.rows_rejected, batch.rows_inserted) == (
+            "applied",
+            3,
+            1,
+            2,
+        )
+        assert batch.layout == "gobo-cokas-r-v1"
+        assert batch.policy == "quarantine"
+        assert batch.bytes_read == batch.size_bytes
+        (stored,) = session.scalars(select(ImportRejection).where(ImportRejection.batch_id == batch.id))
+    assert (stored.line, stored.column, stored.value) == (3, "性別", "5")
+
+
+def test_cli_import_reports_and_exits_1_on_rejection(committed: object, tmp_path: Path) -> None:
+    rows = family()
+    rows[0]["続柄"] = "内縁"
+    path = full(tmp_path, "yamaguchi", rows)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "linkage", "import", "yamaguchi", str(path), "--json"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["status"] == "rejected"
+    assert report["rejections"][0]["column"] == "続柄"
+    assert report["rejections"][0]["line"] == 2
+
+
+def test_cli_layout_standard_reads_a_standard_file_for_any_tenant(committed: object, tmp_path: Path) -> None:
+    path = tmp_path / "standard.csv"
+    path.write_bytes(render(family(), STANDARD.residents))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "linkage",
+            "import",
+            "osaka",
+            str(path),
+            "--layout",
+            "standard",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"]["inserted"] == 3
