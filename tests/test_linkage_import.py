@@ -391,3 +391,25 @@ def test_cli_layout_standard_reads_a_standard_file_for_any_tenant(committed: obj
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["counts"]["inserted"] == 3
+
+
+def test_background_import_job_records_progress_and_result(committed: object, tmp_path: Path) -> None:
+    from rq import Worker
+
+    from app.jobs import queue
+    from app.kv import get_redis
+    from app.linkage.jobs import start_import
+
+    path = full(tmp_path, "gobo", family())
+    with tenant_session("gobo") as session:
+        batch = start_import(session, "gobo", str(path), "cli:test")
+        assert batch.status == "queued"
+        assert batch.job_id == f"gobo__import__{batch.id}"
+    Worker([queue()], connection=get_redis()).work(burst=True, with_scheduler=False)
+    with tenant_session("gobo") as session:
+        done = session.get(ImportBatch, batch.id)
+        assert done is not None
+        assert (done.status, done.rows_inserted, done.file_name) == ("applied", 3, path.name)
+        assert done.bytes_read == done.size_bytes == path.stat().st_size
+    with tenant_session("osaka") as session:
+        assert session.scalar(select(func.count()).select_from(ImportBatch)) == 0
