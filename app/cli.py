@@ -12,6 +12,7 @@ from app.config import get_settings
 from app.identity.cli import users
 from app.jobs.cli import worker
 from app.linkage.cli import linkage
+from app.linkage.cli_adapters import check_cmd as _check_cmd  # noqa: F401  (adds linkage check/poll)
 from app.logs import configure_logging
 from app.tenancy.cli import calendar, demo, tenants
 
