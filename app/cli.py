@@ -11,8 +11,8 @@ from app.cliutil import cli_actor
 from app.config import get_settings
 from app.identity.cli import users
 from app.jobs.cli import worker
+from app.linkage import cli_adapters  # noqa: F401  (attaches linkage check and poll)
 from app.linkage.cli import linkage
-from app.linkage.cli_adapters import check_cmd as _check_cmd  # noqa: F401  (adds linkage check/poll)
 from app.logs import configure_logging
 from app.tenancy.cli import calendar, demo, tenants
 

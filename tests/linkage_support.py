@@ -58,7 +58,11 @@ def bucket(name: str | None = None) -> Iterator[Bucket]:
     """A fresh bucket on the moto server, emptied and removed afterwards."""
     client = s3_client()
     made = Bucket(client, name or f"test-{uuid.uuid4().hex[:16]}")
-    client.create_bucket(Bucket=made.name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    try:
+        client.create_bucket(Bucket=made.name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    except client.exceptions.BucketAlreadyOwnedByYou:  # left over by an interrupted run
+        made.delete()
+        client.create_bucket(Bucket=made.name, CreateBucketConfiguration={"LocationConstraint": REGION})
     try:
         yield made
     finally:
