@@ -7,6 +7,7 @@ import os
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from app.linkage.adapters import (
     AdapterError,
     Check,
     LinkageAdapter,
+    RemoteObject,
     adapter_for,
     register,
     registered_kinds,
@@ -76,6 +78,18 @@ def by_name(checks: list[Check]) -> dict[str, Check]:
 def check(config: S3Adapter | LocalAdapter | HttpAdapter, tenant: TenantRecord) -> dict[str, Check]:
     with adapter_for(config, tenant) as adapter:
         return by_name(adapter.check_config())
+
+
+def fetch_in_small_memory(adapter: LinkageAdapter[Any], obj: RemoteObject, dest: Path) -> Path:
+    """``fetch`` with Python's allocations traced: a streamed copy never holds the object."""
+    tracemalloc.start()
+    try:
+        path = adapter.fetch(obj, dest)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"fetch held {peak:,} bytes at once"
+    return path
 
 
 # --- registry ---------------------------------------------------------------------------------
@@ -171,13 +185,7 @@ def test_s3_fetch_streams_a_multi_megabyte_object(gobo: TenantRecord, s3: Bucket
     s3.put("juki/GOBO_JUKI_ZEN_20260401.csv", body)
     with adapter_for(s3_config(s3.name), gobo) as adapter:
         (obj,) = adapter.list_objects()
-        tracemalloc.start()
-        try:
-            path = adapter.fetch(obj, tmp_path)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-    assert peak < 8 * 1024 * 1024, f"fetch held {peak:,} bytes at once"
+        path = fetch_in_small_memory(adapter, obj, tmp_path)
     assert path.parent == tmp_path
     assert path.stat().st_size == len(body)
     assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(body).digest()
@@ -331,13 +339,7 @@ def test_http_fetch_streams_and_refuses_changed_content(
     http.body = os.urandom(1024 * 1024) * 12  # 12 MiB, no validators: identified by its hash
     with adapter_for(http_config(http.url), gobo) as adapter:
         (obj,) = adapter.list_objects()
-        tracemalloc.start()
-        try:
-            path = adapter.fetch(obj, tmp_path)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        assert peak < 8 * 1024 * 1024, f"fetch held {peak:,} bytes at once"
+        path = fetch_in_small_memory(adapter, obj, tmp_path)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == obj.etag.removeprefix("sha256:")
         http.body = b"a newer extract"
         with pytest.raises(AdapterError, match="置き換えられました"):
