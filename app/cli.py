@@ -11,6 +11,7 @@ from app.cliutil import cli_actor
 from app.config import get_settings
 from app.identity.cli import users
 from app.jobs.cli import worker
+from app.linkage import cli_adapters  # noqa: F401  (attaches linkage check and poll)
 from app.linkage.cli import linkage
 from app.logs import configure_logging
 from app.residents.cli import residents

@@ -149,7 +149,9 @@ CONF
 }
 
 # --- S3-compatible endpoint (moto server: the development stand-in for AWS S3) -----------------
-s3_healthy() { curl -sf -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/data.json"; }
+# The dashboard page, not data.json: data.json answers 500 for a while after buckets holding keys are
+# deleted (moto re-reads each deleted key's bucket once), which made a running server look dead.
+s3_healthy() { curl -sf -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/"; }
 
 start_s3() {
   mkdir -p "$VAR/s3"

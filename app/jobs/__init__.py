@@ -8,6 +8,7 @@ RQ delivers at least once: jobs must be idempotent (deterministic job ids help, 
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 from collections.abc import Callable
@@ -74,16 +75,34 @@ def queue(name: str = QUEUE_NAME) -> Queue:
     return Queue(name, connection=get_redis())
 
 
-def enqueue(
-    func: Callable[..., Any], tenant_id: str, *args: Any, job_id: str | None = None, **kwargs: Any
-) -> Job:
-    """Enqueue a ``@tenant_job`` for one tenant. ``job_id`` (``<tenant>__<kind>__<key>``) dedupes."""
+def _checked(func: Callable[..., Any], tenant_id: str, job_id: str | None) -> TenantRecord:
     if not getattr(func, "_madoguchi_tenant_job", False):
         raise TypeError(f"{func!r} is not a @tenant_job")
     record = _resolve(tenant_id, getattr(func, "__name__", repr(func)))
     if job_id is not None and not job_id.startswith(f"{record.id}__"):
         raise ValueError("job ids start with the tenant id, so two tenants never share one")
+    return record
+
+
+def enqueue(
+    func: Callable[..., Any], tenant_id: str, *args: Any, job_id: str | None = None, **kwargs: Any
+) -> Job:
+    """Enqueue a ``@tenant_job`` for one tenant. ``job_id`` (``<tenant>__<kind>__<key>``) dedupes."""
+    record = _checked(func, tenant_id, job_id)
     return queue().enqueue(func, record.id, *args, job_id=job_id, **kwargs)
+
+
+def enqueue_in(
+    delay: dt.timedelta,
+    func: Callable[..., Any],
+    tenant_id: str,
+    *args: Any,
+    job_id: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """Like ``enqueue``, after ``delay``. Runs only on a worker started with the scheduler."""
+    record = _checked(func, tenant_id, job_id)
+    return queue().enqueue_in(delay, func, record.id, *args, job_id=job_id, **kwargs)
 
 
 def run_worker(burst: bool = False, with_scheduler: bool = True) -> bool:
