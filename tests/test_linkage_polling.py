@@ -371,3 +371,33 @@ def test_madoguchi_worker_schedules_the_polls_at_start_up(provisioned: object) -
     )
     assert done.returncode == 0, done.stderr
     assert set(scheduled_ids()) >= EXPECTED_POLLS
+
+
+def test_end_to_end_extract_in_the_bucket_is_polled_and_imported(
+    committed: object, gobo_bucket: Bucket
+) -> None:
+    """Gobo's real adapter and layout: an extract dropped in S3 lands in Gobo's residents."""
+    from app.linkage.config import RESIDENT_COLUMNS
+    from app.residents.models import Resident
+    from app.tenancy.service import registry
+    from tests.linkage_files import person, render
+
+    record = registry.get("gobo")
+    assert record is not None
+    layout = registry.config(record).linkage.residents
+    people = [
+        person(1, 900, 氏名="御坊　一郎"),
+        person(2, 900, 世帯内順="2", 続柄="妻", 性別="2", 氏名="御坊　花子"),
+    ]
+    gobo_bucket.put("juki/GOBO_JUKI_ZEN_20261121.csv", render(people, layout, RESIDENT_COLUMNS))
+    job = enqueue(poll_job, "gobo", "cokas-juki")
+    Worker([queue()], connection=get_redis()).work(burst=True, with_scheduler=False)
+    job.refresh()
+    assert job.get_status() == JobStatus.FINISHED, job.latest_result()
+    assert [(name, status) for name, status, _ in rows("gobo")] == [
+        ("GOBO_JUKI_ZEN_20261121.csv", "imported")
+    ]
+    with tenant_session("gobo") as session:
+        assert sorted(session.scalars(select(Resident.name))) == ["御坊\u3000一郎", "御坊\u3000花子"]
+        batch = session.scalars(select(ImportBatch)).one()
+        assert (batch.status, batch.source, batch.mode) == ("applied", "cokas-juki", "full")

@@ -41,7 +41,6 @@ Scheduling
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import tempfile
 import zlib
@@ -86,12 +85,19 @@ class Importer(Protocol):
 def default_importer(
     ctx: JobContext, path: Path, /, *, file_name: str, kind: FileKind, source: str, source_ref: str
 ) -> int | None:
-    """``app.linkage.importer.import_local_file``, imported on first use (it is written in parallel)."""
-    module = importlib.import_module("app.linkage.importer")
-    batch_id: int | None = module.import_local_file(
-        ctx, path, file_name=file_name, kind=kind, source=source, source_ref=source_ref
+    """The front-linkage importer (imported on first use: polling must not pull it into the CLI)."""
+    from app.linkage.importer import import_local_file
+
+    outcome = import_local_file(
+        ctx.tenant,
+        path,
+        actor=ctx.actor,
+        file_name=file_name,
+        kind=kind,
+        source=source,
+        source_ref=source_ref,
     )
-    return batch_id
+    return outcome.batch_id
 
 
 @dataclass
