@@ -479,3 +479,25 @@ def test_upload_puts_the_variant_files_into_the_bucket(
     yamaguchi = extracts["yamaguchi"]
     uploaded = upload_extract(linkages["yamaguchi"], {k: s.path for k, s in yamaguchi.variant.items()})
     assert [u.key for u in uploaded] == ["shikaku/yamaguchi_attributes_full_20260501.tsv"]
+
+
+def test_demo_seed_command(committed: object, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    result = CliRunner().invoke(
+        main,
+        ["demo", "seed", "--tenant", "gobo", "--out", str(tmp_path), "--date", "2026-05-01", "--seed", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "demo 職員を作成しました" in result.output
+    assert (tmp_path / "gobo" / "variant" / "GOBO_JUKI_ZEN_20260501.csv").is_file()
+    assert (tmp_path / "gobo" / "standard" / "residents_full_20260501.csv").is_file()
+    assert "s3://gobo-madoguchi-linkage/juki/GOBO_JUKI_ZEN_20260501.csv" in result.output
+    again = CliRunner().invoke(
+        main, ["demo", "seed", "--tenant", "gobo", "--out", str(tmp_path), "--no-upload"]
+    )
+    assert again.exit_code == 0
+    assert "作成済み" in again.output
+    assert "アップロード" not in again.output
