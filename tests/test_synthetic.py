@@ -36,7 +36,7 @@ from app.residents.synthetic import (
 )
 from app.residents.synthetic.attributes import child_allowance_until, school_age
 from app.residents.synthetic.people import IVS_KATSURAGI, add_years
-from app.residents.synthetic.tables import AGE_PYRAMID_2020, household_size_weights
+from app.residents.synthetic.tables import AGE_PYRAMID_2020, FOREIGN_NAMES, household_size_weights
 from app.tenancy.loader import load_all
 
 AS_OF = dt.date(2026, 5, 1)
@@ -207,6 +207,12 @@ def test_names_kana_status_and_kinds(sample: list[Household]) -> None:
     foreign = sum(1 for p in people if p.kind == "外国人") / len(people)
     assert 0.001 < foreign < 0.05
     assert all(re.fullmatch(r"[A-Z ]+", p.name) for p in people if p.kind == "外国人")
+    for person in (p for p in people if p.kind == "外国人"):
+        group = next(g for g in FOREIGN_NAMES if any(person.name.startswith(n + " ") for n, _ in g.surnames))
+        assert person.name.split(" ", 1)[1] in {n for n, _ in group.male + group.female}
+    # siblings do not share a given name
+    repeated = sum(1 for h in sample if len({p.name for p in h.members}) < len(h.members))
+    assert repeated < len(sample) * 0.01
 
 
 def test_numbers_have_valid_check_digits(sample: list[Household]) -> None:

@@ -18,10 +18,12 @@ Why it is built this way:
   calling the provider per person costs ~7 µs against ~1 µs, i.e. 20 s of a city-scale Osaka run.
 - **People who left stay** (除票): some members with 住民状態 転出 or 死亡 (a widow's late husband, a
   child who moved away, the odd whole household that left). The city counts are of living
-  residents (住民) and the households they live in; those rows come on top (about 4 %).
+  residents (住民) and the households they live in; those rows come on top (about 5 %).
 - **Edge cases every run** at fixed early households (see ``EDGE_CASES``): 𠮷 (outside the BMP),
   髙, 﨑 (U+FA11), an IVS sequence (葛 + U+E0100), an unconfirmed kana, birth dates only known in
-  和暦 (``大正15年頃`` ...), 方書 with a comma and with a line break.
+  和暦 (``大正15年頃`` ...), 方書 with a comma and with a line break. Such a birth date cannot be
+  written in an ISO file: there ``app.linkage.writer`` puts the first day of its span (1926-01-01),
+  while 和暦 and era-code files keep it as the core system holds it.
 """
 
 from __future__ import annotations
@@ -419,7 +421,8 @@ class _Generator:
         if extra is None and rng.random() < profile.apartment_share:
             extra = self.katagaki(town)
         foreign = rng.random() < profile.foreign_share and edge not in EDGE_CASES
-        surname, surname_kana = self.surname(foreign)
+        group = pick(rng, tables.FOREIGN_NAMES, tables.FOREIGN_WEIGHTS) if foreign else None
+        surname, surname_kana = self.surname(group)
         if edge in EDGE_SURNAMES:
             surname, surname_kana = EDGE_SURNAMES[edge]
         household_no = self.next_household_no(ward)
@@ -437,6 +440,7 @@ class _Generator:
         reorganised = self.between(moved_on or settled, as_of) if rng.random() < 0.03 else None
 
         members: list[Person] = []
+        given_names: set[str] = set()
         for order, (spec, birth_day) in enumerate(zip(specs, births, strict=True), start=1):
             # A native 世帯主 was born here; everyone else arrived with the household or was born later.
             became = birth_day if (order == 1 and native) or birth_day >= settled else settled
@@ -449,8 +453,13 @@ class _Generator:
             if status != "住民":
                 change = self.between(max(address_set, as_of - dt.timedelta(days=730)), as_of)
                 reason = {"転出": "転出", "死亡": "死亡", "職権消除": "職権消除"}[status]
-            given, given_kana = self.given_name(spec.sex, foreign)
-            own_surname, own_kana = self.surname(foreign) if spec.own_surname else (surname, surname_kana)
+            given, given_kana = self.given_name(spec.sex, group)
+            for _ in range(4):  # siblings do not share a given name (Faker's lists are short)
+                if given not in given_names:
+                    break
+                given, given_kana = self.given_name(spec.sex, group)
+            given_names.add(given)
+            own_surname, own_kana = self.surname(group) if spec.own_surname else (surname, surname_kana)
             sep = " " if foreign else FULL_WIDTH_SPACE
             kana = f"{own_kana} {given_kana}"
             confirmed = True
@@ -458,7 +467,7 @@ class _Generator:
                 kana, confirmed = "", False
             former = None
             if spec.relation == "妻" and not foreign and rng.random() < 0.02:
-                former = self.surname(False)[0]
+                former = self.surname(None)[0]
             minutes = 8 * 60 + 30 + below(rng, 9 * 60)
             touched = max(change, RECORDS_TOUCHED)
             updated = dt.datetime(
@@ -497,14 +506,14 @@ class _Generator:
             )
         return Household(household_no, members, town=town)
 
-    def surname(self, foreign: bool) -> tuple[str, str]:
-        if foreign:
-            return one_of(self.rng, tables.FOREIGN_SURNAMES)
+    def surname(self, group: tables.ForeignNames | None) -> tuple[str, str]:
+        if group is not None:
+            return one_of(self.rng, group.surnames)
         return pick(self.rng, self.names.surnames, self.names.surname_weights)
 
-    def given_name(self, sex: int, foreign: bool) -> tuple[str, str]:
-        if foreign:
-            return one_of(self.rng, tables.FOREIGN_GIVEN_MALE if sex == MALE else tables.FOREIGN_GIVEN_FEMALE)
+    def given_name(self, sex: int, group: tables.ForeignNames | None) -> tuple[str, str]:
+        if group is not None:
+            return one_of(self.rng, group.male if sex == MALE else group.female)
         return one_of(self.rng, self.names.male if sex == MALE else self.names.female)
 
     def address(self, town: Town) -> str:

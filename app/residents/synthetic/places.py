@@ -54,7 +54,7 @@ def city_towns(city: str, codes: tuple[str, ...]) -> dict[str, tuple[Town, ...]]
     conn = sqlite3.connect(f"file:{_db_path()}?mode=ro", uri=True)
     try:
         rows = conn.execute(
-            "SELECT data FROM postal_data WHERE city LIKE ? ORDER BY code", (city + "%",)
+            "SELECT data FROM postal_data WHERE city LIKE ? ORDER BY code, rowid", (city + "%",)
         ).fetchall()
     finally:
         conn.close()

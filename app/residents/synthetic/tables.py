@@ -218,42 +218,63 @@ def profile(tenant_id: str) -> CityProfile:
 
 
 # Foreign residents (外国人住民) are registered under the alphabet name of their residence card, with
-# a katakana reading; Faker's ja_JP locale has none, so a short list (common nationalities in
-# Japan: China, Viet Nam, Korea, the Philippines, Brazil, Nepal). (surname, kana), (given, kana).
-FOREIGN_SURNAMES: tuple[tuple[str, str], ...] = (
-    ("WANG", "ワン"),
-    ("LI", "リ"),
-    ("ZHANG", "チャン"),
-    ("NGUYEN", "グエン"),
-    ("TRAN", "チャン"),
-    ("PHAM", "ファム"),
-    ("KIM", "キム"),
-    ("PARK", "パク"),
-    ("SANTOS", "サントス"),
-    ("REYES", "レイエス"),
-    ("SILVA", "シウバ"),
-    ("GURUNG", "グルン"),
+# a katakana reading; Faker's ja_JP locale has none, so a short list per nationality, weighted by the
+# largest groups in Japan (在留外国人統計, roughly: China, Viet Nam, Korea, the Philippines, Brazil,
+# Nepal). Each entry: (name, kana).
+@dataclass(frozen=True)
+class ForeignNames:
+    nationality: str
+    weight: int
+    surnames: tuple[tuple[str, str], ...]
+    male: tuple[tuple[str, str], ...]
+    female: tuple[tuple[str, str], ...]
+
+
+FOREIGN_NAMES: tuple[ForeignNames, ...] = (
+    ForeignNames(
+        "中国",
+        24,
+        (("WANG", "ワン"), ("LI", "リ"), ("ZHANG", "チャン"), ("LIU", "リュウ"), ("CHEN", "チェン")),
+        (("WEI", "ウェイ"), ("HAO", "ハオ"), ("JUN", "ジュン")),
+        (("LING", "リン"), ("XIU YING", "シウ イン"), ("MEI", "メイ")),
+    ),
+    ForeignNames(
+        "ベトナム",
+        18,
+        (("NGUYEN", "グエン"), ("TRAN", "チャン"), ("PHAM", "ファム"), ("LE", "レ")),
+        (("VAN AN", "ヴァン アン"), ("MINH DUC", "ミン ドゥック"), ("VAN HUNG", "ヴァン フン")),
+        (("THI HOA", "ティ ホア"), ("THI LAN", "ティ ラン"), ("THI MAI", "ティ マイ")),
+    ),
+    ForeignNames(
+        "韓国",
+        13,
+        (("KIM", "キム"), ("PARK", "パク"), ("LEE", "イ"), ("CHOI", "チェ")),
+        (("MINJUN", "ミンジュン"), ("JIHOON", "ジフン")),
+        (("SEOYEON", "ソヨン"), ("JIWOO", "ジウ")),
+    ),
+    ForeignNames(
+        "フィリピン",
+        10,
+        (("SANTOS", "サントス"), ("REYES", "レイエス"), ("CRUZ", "クルス")),
+        (("JOSE", "ホセ"), ("MARK", "マーク")),
+        (("MARIA", "マリア"), ("ANA", "アナ")),
+    ),
+    ForeignNames(
+        "ブラジル",
+        7,
+        (("SILVA", "シウバ"), ("SOUZA", "ソウザ"), ("OLIVEIRA", "オリベイラ")),
+        (("LUCAS", "ルーカス"), ("GABRIEL", "ガブリエル")),
+        (("JULIANA", "ジュリアナ"), ("BEATRIZ", "ベアトリス")),
+    ),
+    ForeignNames(
+        "ネパール",
+        5,
+        (("GURUNG", "グルン"), ("TAMANG", "タマン"), ("SHRESTHA", "シュレスタ")),
+        (("RAJ", "ラジ"), ("BIKASH", "ビカス")),
+        (("SITA", "シタ"), ("ANJALI", "アンジャリ")),
+    ),
 )
-FOREIGN_GIVEN_MALE: tuple[tuple[str, str], ...] = (
-    ("WEI", "ウェイ"),
-    ("HAO", "ハオ"),
-    ("VAN AN", "ヴァン アン"),
-    ("MINH DUC", "ミン ドゥック"),
-    ("MINJUN", "ミンジュン"),
-    ("JOSE", "ホセ"),
-    ("LUCAS", "ルーカス"),
-    ("RAJ", "ラジ"),
-)
-FOREIGN_GIVEN_FEMALE: tuple[tuple[str, str], ...] = (
-    ("LING", "リン"),
-    ("XIU YING", "シウ イン"),
-    ("THI HOA", "ティ ホア"),
-    ("THI LAN", "ティ ラン"),
-    ("SEOYEON", "ソヨン"),
-    ("MARIA", "マリア"),
-    ("ANA", "アナ"),
-    ("SITA", "シタ"),
-)
+FOREIGN_WEIGHTS = tuple(accumulate(float(group.weight) for group in FOREIGN_NAMES))
 
 # 方書: building names (prefix + the town or a word) and room numbers.
 BUILDING_PREFIXES = (
