@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 from typing import Any
 
 import click
 
 from app.audit.service import record as audit_record
 from app.cliutil import InputRejected, cli_actor, emit
-from app.config import get_settings
+from app.config import PROJECT_ROOT, get_settings
 from app.db.session import session_scope
 from app.tenancy.calendar import JST
-from app.tenancy.config import format_minutes
+from app.tenancy.config import TenantConfig, format_minutes
 from app.tenancy.loader import TenantConfigError, load_all
 from app.tenancy.provisioning import SyncResult, TenantSyncError, sync
 from app.tenancy.service import (
@@ -209,13 +211,31 @@ DEMO_PASSWORD = "madoguchi-demo"  # noqa: S105 - development demo only; refused 
 
 @demo.command("seed")
 @click.option("--tenant", "only", help="only this tenant")
-@click.option("--scale", type=click.Choice(["small", "city"]), default="small")
-def seed_cmd(only: str | None, scale: str) -> None:
-    """Create demo staff accounts (login 'demo') for each tenant; residents arrive with the linkage."""
+@click.option("--scale", type=click.Choice(["small", "city"]), default="small", show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="write the files to OUT/<tenant>/ (default var/demo/<tenant>/)",
+)
+@click.option("--seed", "seed", type=int, default=1, show_default=True, help="same seed, same files")
+@click.option("--date", "as_of", help="extract date YYYY-MM-DD (default today, JST)")
+@click.option("--no-upload", is_flag=True, help="do not put the files into the tenant's S3 buckets")
+def seed_cmd(
+    only: str | None, scale: str, out_dir: Path | None, seed: int, as_of: str | None, no_upload: bool
+) -> None:
+    """Demo staff accounts (login 'demo') and synthetic resident extracts for each tenant.
+
+    The extracts are written in the standard layout and in the tenant's own layout
+    (linkage.yaml), and the latter is uploaded to the tenant's S3 adapters (the local moto
+    server), where a linkage poller can pick it up. Importing them is the importer's job.
+    """
     if get_settings().env == "production":
         raise InputRejected("demo seed は本番環境では実行できません")
     from app.identity.service import AccountInputError, create_user
 
+    extract_date = _parse_date(as_of) if as_of else dt.datetime.now(JST).date()
+    base = out_dir or _var_dir() / "demo"
     records = [active_tenant(only)] if only else registry.all()
     for record in records:
         with session_scope(record.binding) as session:
@@ -224,3 +244,59 @@ def seed_cmd(only: str | None, scale: str) -> None:
                 click.echo(f"{record.id}: demo 職員を作成しました（パスワード {DEMO_PASSWORD}）")
             except AccountInputError:
                 click.echo(f"{record.id}: demo 職員は作成済みです")
+        _seed_residents(
+            record.id, registry.config(record), base / record.id, scale, seed, extract_date, no_upload
+        )
+
+
+def _var_dir() -> Path:
+    return Path(os.environ.get("MADOGUCHI_VAR_DIR") or PROJECT_ROOT / "var")
+
+
+def _seed_residents(
+    tenant_id: str, config: TenantConfig, out: Path, scale: str, seed: int, as_of: dt.date, no_upload: bool
+) -> None:
+    from app.residents.synthetic import (
+        PROFILES,
+        UploadRefused,
+        stderr_progress,
+        upload_extract,
+        write_extracts,
+    )
+
+    if tenant_id not in PROFILES:
+        click.echo(f"{tenant_id}: 合成住民のプロファイルがないため、住民ファイルは作成しません")
+        return
+    progress = stderr_progress(tenant_id) if scale == "city" else None
+    try:
+        result = write_extracts(
+            tenant_id, config.linkage, out, scale=scale, seed=seed, as_of=as_of, progress=progress
+        )
+    except ValueError as exc:
+        raise InputRejected(str(exc)) from exc
+    click.echo(
+        f"{tenant_id}: 合成住民 {result.residents:,} 人・{result.households:,} 世帯"
+        f"（除票を含め {result.person_rows:,} 行、資格・受給 {result.attribute_rows:,} 行、"
+        f"{result.rows_per_second:,.0f} 行/秒）を書き出しました: {out}"
+    )
+    for kind, written in result.standard.items():
+        click.echo(f"  標準形式 {kind:<10} {written.path}  ({written.rows:,} 行, utf-8)")
+    for kind, written in result.variant.items():
+        layout = config.linkage.layout(kind)
+        click.echo(f"  {layout.variant} {kind:<10} {written.path}  ({written.rows:,} 行, {layout.encoding})")
+    if no_upload:
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        uploaded = upload_extract(config.linkage, {kind: s.path for kind, s in result.variant.items()})
+    except UploadRefused as exc:
+        click.echo(f"  アップロードしません: {exc}")
+        return
+    except (BotoCoreError, ClientError) as exc:
+        raise InputRejected(f"{tenant_id}: S3 へのアップロードに失敗しました: {exc}") from exc
+    for item in uploaded:
+        click.echo(f"  アップロード {item.uri}  (adapter {item.adapter})")
+    local_only = [a.name for a in config.linkage.adapters if a.kind != "s3"]
+    if local_only:
+        click.echo(f"  {', '.join(local_only)} は S3 ではないため、ローカルのファイルのみです")
