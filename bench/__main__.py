@@ -7,7 +7,7 @@ import importlib
 
 from bench.common import use_bench_database
 
-BENCHMARKS = ["tenancy", "synthetic"]
+BENCHMARKS = ["tenancy", "synthetic", "linkage"]
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 from sqlalchemy import CursorResult, TextClause, text
 from sqlalchemy.orm import Session
 
@@ -44,32 +45,46 @@ def truncate_staging(session: Session, kind: str) -> None:
         session.execute(text("TRUNCATE import_staging_attributes"))
 
 
+class DuplicateKey(Exception):
+    """COPY hit a unique constraint (a repeated 宛名番号 in a first load)."""
+
+
 def copy_lines(session: Session, table: str, columns: Sequence[str], lines: Iterable[str]) -> None:
     """COPY text-format lines (tab-separated, ``\\N`` for NULL) into a staging table, streaming.
 
     Lines are sent in ~1 MB chunks; PostgreSQL parses them on its own core while Python reads on.
     """
-    if table not in ("import_staging_residents", "import_staging_attributes"):
-        raise ValueError(f"not a staging table: {table}")
+    if table not in ("import_staging_residents", "import_staging_attributes", "residents"):
+        raise ValueError(f"not a table imports may COPY into: {table}")
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        chunk: list[str] = []
-        size = 0
-        for line in lines:
-            chunk.append(line)
-            size += len(line)
-            if size > 1 << 19:
+    try:
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                chunk.append(line)
+                size += len(line)
+                if size > 1 << 19:
+                    copy.write("".join(chunk))
+                    chunk.clear()
+                    size = 0
+            if chunk:
                 copy.write("".join(chunk))
-                chunk.clear()
-                size = 0
-        if chunk:
-            copy.write("".join(chunk))
+    except psycopg.errors.UniqueViolation as exc:
+        raise DuplicateKey(str(exc)) from exc
 
 
 def analyze(session: Session, what: str) -> None:
     """Refresh planner statistics of the import tables (see the migration's analyze_import_tables)."""
     session.execute(text("SELECT analyze_import_tables(:w)"), {"w": what})
+
+
+def residents_empty(session: Session) -> bool:
+    return session.execute(text("SELECT NOT EXISTS (SELECT 1 FROM residents)")).scalar_one() is True
 
 
 def duplicate_records(session: Session, batch_id: int) -> list[tuple[str, int, int]]:
@@ -152,6 +167,20 @@ def apply_residents(session: Session, batch_id: int, mode: str, count_missing: b
         "unchanged": distinct - inserted - updated,
         "missing": missing,
     }
+
+
+def finish_direct_load(session: Session) -> None:
+    """After a first load COPYed straight into the empty residents table: derive every household."""
+    session.execute(text("DELETE FROM households"))
+    order = "(r.relation = '世帯主') DESC, r.household_order, r.atena_no"
+    session.execute(
+        text(
+            "INSERT INTO households (household_no, head_atena_no, postal_code, address, member_count)"
+            f" SELECT r.household_no, (array_agg(r.atena_no ORDER BY {order}))[1],"
+            f" (array_agg(r.postal_code ORDER BY {order}))[1], (array_agg(r.address ORDER BY {order}))[1],"
+            " count(*) FROM residents r WHERE r.status = '住民' GROUP BY r.household_no"
+        )
+    )
 
 
 def _refresh_households(session: Session, batch_id: int) -> None:

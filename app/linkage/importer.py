@@ -341,9 +341,21 @@ def _run(
         sql.truncate_staging(session, kind)
         started = time.perf_counter()
         try:
-            staged, fingerprints = _stage(
-                session, config, layout, kind, mode, batch.id, path, reporter, meter
-            )
+            try:
+                staged, fingerprints, direct = _stage(
+                    session, config, layout, kind, mode, batch.id, path, reporter, meter
+                )
+            except sql.DuplicateKey:
+                # A first load hit a repeated 宛名番号 in the residents table: do it the careful
+                # way, through staging, which reports every copy of it.
+                session.rollback()
+                sql.lock_imports(session, kind)
+                sql.truncate_staging(session, kind)
+                reporter = _Reporter(outcome.file_name, config.linkage.max_reported_rejections)
+                meter.rows = meter.bytes = 0
+                staged, fingerprints, direct = _stage(
+                    session, config, layout, kind, mode, batch.id, path, reporter, meter, allow_direct=False
+                )
         except FileRejected as exc:
             session.rollback()
             reporter.add(exc.line, None, Problem(exc.code, exc.reason, exc.column))
@@ -351,7 +363,7 @@ def _run(
             _reject(status_session, batch, outcome, reporter, f"ファイル全体を取り込めません: {exc.reason}")
             return
         outcome.rows_read = meter.rows
-        if kind == "residents" and mode == "full":
+        if kind == "residents" and mode == "full" and not direct:
             if fingerprints is not None:
                 _reject_fingerprint_duplicates(
                     session, config, layout, batch.id, path, fingerprints, reporter
@@ -384,7 +396,10 @@ def _run(
             return
         staged_at = time.perf_counter()
         sql.analyze(session, "staging")
-        if kind == "residents":
+        if direct:
+            sql.finish_direct_load(session)
+            counts = {"inserted": staged, "updated": 0, "unchanged": 0, "missing": 0}
+        elif kind == "residents":
             counts = sql.apply_residents(session, batch.id, mode, count_missing=fingerprints is None)
             if fingerprints is not None:
                 counts["unchanged"] += fingerprints.unchanged
@@ -452,14 +467,18 @@ def _stage(
     path: Path,
     reporter: _Reporter,
     meter: _ProgressWriter,
-) -> tuple[int, Fingerprints | None]:
+    allow_direct: bool = True,
+) -> tuple[int, Fingerprints | None, bool]:
     """Read, validate and COPY every new or changed valid record into staging.
 
-    Returns how many records were staged, and for a full residents extract the fingerprints that
-    let unchanged records through without validation (see app.linkage.fingerprints).
+    Returns how many records were staged, for a full residents extract the fingerprints that let
+    unchanged records through without validation (see app.linkage.fingerprints), and whether the
+    rows went straight into the empty residents table (a first load: PostgreSQL then maintains the
+    indexes on its own core while Python parses, instead of after it).
     """
     staged = 0
     fingerprints: Fingerprints | None = None
+    direct = False
     with path.open("rb") as stream:
         if kind == "residents":
             columns, records = read_records(
@@ -478,6 +497,9 @@ def _stage(
             if mode == "full" and atena_column is not None:
                 keys, hashes, resident = sql.load_resident_fingerprints(session)
                 fingerprints = Fingerprints(keys, hashes, resident, atena_column)
+                if allow_direct and len(keys) == 0 and sql.residents_empty(session):
+                    direct = True
+                    table, names = "residents", (*RESIDENT_STAGING_COLUMNS[3:], "last_batch_id")
         else:
             columns, records = read_records(
                 stream, layout, ATTRIBUTE_COLUMNS, OPTIONAL_ATTRIBUTE_COLUMNS, meter.on_bytes
@@ -503,17 +525,21 @@ def _stage(
         def valid_lines() -> Iterator[str]:
             nonlocal staged
             prefix = f"{batch_id}\t"
+            suffix = f"\t{batch_id}\n"
             for record in candidates():
                 fields = validator.validate(record)
                 if fields is None:
                     reporter.add_record(record)
                     continue
                 staged += 1
-                yield f"{prefix}{record.number}\t{record.line}\t" + "\t".join(fields) + "\n"
+                if direct:
+                    yield "\t".join(fields) + suffix
+                else:
+                    yield f"{prefix}{record.number}\t{record.line}\t" + "\t".join(fields) + "\n"
 
         sql.copy_lines(session, table, names, valid_lines())
     meter.flush()
-    return staged, fingerprints
+    return staged, fingerprints, direct
 
 
 def _reject_fingerprint_duplicates(

@@ -221,14 +221,28 @@ DEMO_PASSWORD = "madoguchi-demo"  # noqa: S105 - development demo only; refused 
 @click.option("--seed", "seed", type=int, default=1, show_default=True, help="same seed, same files")
 @click.option("--date", "as_of", help="extract date YYYY-MM-DD (default today, JST)")
 @click.option("--no-upload", is_flag=True, help="do not put the files into the tenant's S3 buckets")
+@click.option(
+    "--import/--no-import",
+    "load",
+    default=True,
+    show_default=True,
+    help="load the extract into the database through the importer",
+)
 def seed_cmd(
-    only: str | None, scale: str, out_dir: Path | None, seed: int, as_of: str | None, no_upload: bool
+    only: str | None,
+    scale: str,
+    out_dir: Path | None,
+    seed: int,
+    as_of: str | None,
+    no_upload: bool,
+    load: bool,
 ) -> None:
     """Demo staff accounts (login 'demo') and synthetic resident extracts for each tenant.
 
     The extracts are written in the standard layout and in the tenant's own layout
     (linkage.yaml), and the latter is uploaded to the tenant's S3 adapters (the local moto
-    server), where a linkage poller can pick it up. Importing them is the importer's job.
+    server), where a linkage poller can pick it up; with ``--import`` (the default) they are also
+    loaded into the database right away through the importer, so the demo has residents to find.
     """
     if get_settings().env == "production":
         raise InputRejected("demo seed は本番環境では実行できません")
@@ -245,7 +259,7 @@ def seed_cmd(
             except AccountInputError:
                 click.echo(f"{record.id}: demo 職員は作成済みです")
         _seed_residents(
-            record.id, registry.config(record), base / record.id, scale, seed, extract_date, no_upload
+            record.id, registry.config(record), base / record.id, scale, seed, extract_date, no_upload, load
         )
 
 
@@ -253,8 +267,29 @@ def _var_dir() -> Path:
     return Path(os.environ.get("MADOGUCHI_VAR_DIR") or PROJECT_ROOT / "var")
 
 
+def _import_extract(tenant_id: str, files: dict[str, Path]) -> None:
+    """Load the tenant-layout extract into the database through the real importer."""
+    from app.linkage.importer import import_local_file
+
+    record = active_tenant(tenant_id)
+    for kind in ("residents", "attributes"):
+        if kind not in files:
+            continue
+        outcome = import_local_file(record, files[kind], actor=cli_actor(), source="demo", kind=kind)
+        click.echo(f"  取込 {kind:<10} バッチ #{outcome.batch_id}: {outcome.status} — {outcome.message}")
+        if outcome.status not in ("applied", "duplicate"):
+            raise InputRejected(f"{tenant_id}: デモデータの取込に失敗しました（バッチ #{outcome.batch_id}）")
+
+
 def _seed_residents(
-    tenant_id: str, config: TenantConfig, out: Path, scale: str, seed: int, as_of: dt.date, no_upload: bool
+    tenant_id: str,
+    config: TenantConfig,
+    out: Path,
+    scale: str,
+    seed: int,
+    as_of: dt.date,
+    no_upload: bool,
+    load: bool = True,
 ) -> None:
     from app.residents.synthetic import (
         PROFILES,
@@ -284,6 +319,8 @@ def _seed_residents(
     for kind, written in result.variant.items():
         layout = config.linkage.layout(kind)
         click.echo(f"  {layout.variant} {kind:<10} {written.path}  ({written.rows:,} 行, {layout.encoding})")
+    if load:
+        _import_extract(tenant_id, {kind: s.path for kind, s in result.variant.items()})
     if no_upload:
         return
     from botocore.exceptions import BotoCoreError, ClientError
