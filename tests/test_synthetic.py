@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from app.config import get_settings
-from app.dates.japanese import parse
+from app.dates.japanese import parse, school_age
 from app.linkage.checkdigit import is_valid
 from app.linkage.config import ATTRIBUTE_COLUMNS, RESIDENT_COLUMNS, LinkageConfig
 from app.linkage.writer import written_date_style
@@ -34,7 +34,7 @@ from app.residents.synthetic import (
     variant_file_name,
     write_extracts,
 )
-from app.residents.synthetic.attributes import child_allowance_until, school_age
+from app.residents.synthetic.attributes import child_allowance_until
 from app.residents.synthetic.people import IVS_KATSURAGI, add_years
 from app.residents.synthetic.tables import AGE_PYRAMID_2020, FOREIGN_NAMES, household_size_weights
 from app.tenancy.loader import load_all

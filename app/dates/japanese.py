@@ -254,3 +254,18 @@ def age_on(birth: dt.date, on: dt.date) -> int:
     if (next_day.month, next_day.day) < (birth.month, birth.day):
         age -= 1
     return age
+
+
+def school_year_start(day: dt.date) -> dt.date:
+    """1 April of the school year (学年) that ``day`` falls in."""
+    return dt.date(day.year if day.month >= 4 else day.year - 1, 4, 1)
+
+
+def school_age(birth: dt.date, on: dt.date) -> int:
+    """Age that places a child in a school year: 6 in 小学校1年, 14 in 中学校3年.
+
+    A child starts school in the first school year after the day following the day it reaches 6
+    (学校教育法 17条); reaching an age is the eve of the birthday, so the age on 31 March decides:
+    born 1 April joins the year above those born 2 April.
+    """
+    return age_on(birth, school_year_start(on) - dt.timedelta(days=1))

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
+from app.guidance.catalogue import Catalogue
 from app.linkage.config import LinkageConfig, ResidentsConfig
 from app.validation import StrictModel
 
@@ -296,6 +297,7 @@ class TenantConfig(StrictModel):
     sla: SlaConfig
     linkage: LinkageConfig = LinkageConfig()
     residents: ResidentsConfig = ResidentsConfig()
+    catalogue: Catalogue | None = None  # guidance.yaml + procedures.yaml + forms/catalog.yaml
 
 
 def _require_unique(values: list[str], what: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from app.guidance.loader import load_catalogue
 from app.linkage.config import LinkageConfig, ResidentsConfig
 from app.tenancy.config import SlaConfig, TenantConfig, TenantIdentity
 
@@ -224,7 +225,21 @@ def load_tenant(directory: Path, root: Path | None = None) -> LoadedTenant:
                 )
             ]
         )
-    config = TenantConfig(**{field: parts[name] for name, (_, field) in FILES.items()})
+    catalogue_issues: list[ConfigIssue] = []
+
+    def catalogue_issue(source: _Source | None, path: Path, loc: tuple[str | int, ...], message: str) -> None:
+        line = None
+        if source is not None:
+            probe = loc
+            while probe and not _has_path(source.data, probe):
+                probe = probe[:-1]
+            line = _line_of(source.node, probe)
+        catalogue_issues.append(ConfigIssue(_display(path, root), _format_path(loc), message, line))
+
+    catalogue = load_catalogue(directory, lambda p: _read_yaml(p, _display(p, root)), catalogue_issue)
+    if catalogue_issues:
+        raise TenantConfigError(catalogue_issues)
+    config = TenantConfig(**{field: parts[name] for name, (_, field) in FILES.items()}, catalogue=catalogue)
     return LoadedTenant(config=config, directory=directory, files=[s.path for s in own_sources.values()])
 
 

@@ -30,7 +30,7 @@ import datetime as dt
 import random
 from itertools import accumulate
 
-from app.dates.japanese import age_on
+from app.dates.japanese import school_age, school_year_start
 from app.residents.synthetic.people import Attribute, Household, Person, add_years, below, pick
 
 NATIONAL_HEALTH = "国保"
@@ -71,15 +71,6 @@ ATTRIBUTE_VOCABULARY: dict[str, tuple[str, ...] | None] = {
 
 SPOUSES = frozenset({"妻", "夫", "妻（未届）", "夫（未届）"})
 MY_NUMBER_CARDS_FROM = dt.date(2016, 1, 1)
-
-
-def school_year_start(on: dt.date) -> dt.date:
-    return dt.date(on.year if on.month >= 4 else on.year - 1, 4, 1)
-
-
-def school_age(birth: dt.date, on: dt.date) -> int:
-    """Age for school purposes: 6 in 小学校1年 (born 2 April .. 1 April of the cohort)."""
-    return age_on(birth, school_year_start(on) - dt.timedelta(days=1))
 
 
 def child_allowance_until(birth: dt.date) -> dt.date:

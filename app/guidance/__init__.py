@@ -1,0 +1,1 @@
+"""Procedure guidance (手続きガイダンス): catalogues, rules, facts and the determiner."""

@@ -1,0 +1,95 @@
+"""Facts the rules read: each member's legal age and school-year age on the event date, their
+relation, sex and attributes from the front linkage, and the household's collections.
+
+- Age follows the Japanese legal rule (年齢計算ニ関スル法律): a year of age is reached on the day
+  before the birthday (``app.dates.japanese.age_on``).
+- The school-year age (``app.dates.japanese.school_age``) places a child in a school year: 6 in
+  小1, 14 in 中3; born on 1 April: in the year above those born on 2 April.
+- An uncertain birth date (頃, 月日不詳) uses the middle of the span it denotes and is flagged
+  ``age_estimated``; 年月日不詳 gives no age at all (``age_known`` false, ages -1), so age rules
+  are false for that person and the explanation says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.dates.japanese import JapaneseDate, age_on, school_age
+
+HEAD = "世帯主"
+SEX = {1: "男", 2: "女", 9: "適用不能"}
+
+
+@dataclass(frozen=True)
+class MemberInput:
+    """One person of the household the guidance is for (from the records or described by hand)."""
+
+    key: str  # resident id, or "m1", "m2" ... for a described household
+    name: str
+    kana: str | None
+    birth: JapaneseDate | None
+    sex: int
+    relation: str
+    attributes: dict[str, list[str]] = field(default_factory=dict)  # 項目 -> 値 (active ones)
+    resident_id: int | None = None
+
+
+def _assumed_birthday(birth: JapaneseDate) -> tuple[dt.date | None, bool]:
+    """(a birth date to compute ages with, whether it is an estimate)."""
+    if birth.gregorian is not None:
+        return birth.gregorian, birth.qualifier == "推定"
+    year = birth.gregorian_year
+    if year is None:
+        return None, True
+    if birth.month is None:
+        return dt.date(year, 7, 1), True
+    return dt.date(year, birth.month, 15), True
+
+
+def member_facts(member: MemberInput, event_date: dt.date) -> dict[str, Any]:
+    born, estimated = _assumed_birthday(member.birth) if member.birth else (None, True)
+    if born is None:
+        age = year_age = -1
+    else:
+        age = age_on(born, event_date)
+        year_age = school_age(born, event_date)
+    grade = year_age - 5 if 6 <= year_age <= 14 else 0
+    return {
+        "key": member.key,
+        "name": member.name,
+        "kana": member.kana or "",
+        "age": age,
+        "age_known": born is not None,
+        "age_estimated": estimated and born is not None,
+        "school_age": year_age,
+        "grade": grade,  # 1-6 小学校, 7-9 中学校 (中1 = 7), 0 otherwise
+        "sex": SEX.get(member.sex, "適用不能"),
+        "relation": member.relation,
+        "is_head": member.relation == HEAD,
+        "attributes": {k: list(v) for k, v in member.attributes.items()},
+        "has": sorted(member.attributes),
+    }
+
+
+def household_facts(members: list[dict[str, Any]], event: str, event_date: dt.date) -> dict[str, Any]:
+    def pick(test: Any) -> list[dict[str, Any]]:
+        return [m for m in members if m["age_known"] and test(m)]
+
+    head = next((m for m in members if m["is_head"]), members[0] if members else None)
+    return {
+        "event": event,
+        "event_date": event_date.isoformat(),
+        "household": {"size": len(members), "head": head["name"] if head else ""},
+        "members": members,
+        "children": pick(lambda m: m["school_age"] <= 17),
+        "infants": pick(lambda m: m["school_age"] <= 5),
+        "elementary": pick(lambda m: 6 <= m["school_age"] <= 11),
+        "junior_high": pick(lambda m: 12 <= m["school_age"] <= 14),
+        "school_children": pick(lambda m: 6 <= m["school_age"] <= 14),
+        "adults": pick(lambda m: m["age"] >= 18),
+        "pension_age": pick(lambda m: 20 <= m["age"] <= 59),
+        "elderly65": pick(lambda m: m["age"] >= 65),
+        "elderly75": pick(lambda m: m["age"] >= 75),
+    }
