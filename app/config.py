@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # schemas, see docs/benchmarks.md); recycling bounds that.
     db_pool_recycle_seconds: int = 1800
     db_statement_timeout_ms: int = 30_000
+    # An import's COPY is one statement that lasts as long as the file is read (minutes at Osaka
+    # scale); it gets its own limit.
+    import_statement_timeout_ms: int = 3 * 3600 * 1000
     redis_url: str = "redis://127.0.0.1:55379/0"
     s3_endpoint_url: str | None = None
     secret_key: SecretStr = SecretStr("")

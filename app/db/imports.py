@@ -31,10 +31,17 @@ def _changed(session: Session, statement: TextClause, params: dict[str, Any] | N
     return result.rowcount
 
 
-def lock_imports(session: Session, kind: str) -> None:
-    """Serialise imports of one kind per tenant (changes must apply in order; staging is shared)."""
+def lock_imports(session: Session, kind: str, statement_timeout_ms: int) -> None:
+    """Serialise imports of one kind per tenant (changes must apply in order; staging is shared).
+
+    Also lifts the statement timeout for this transaction: the COPY of a big file is one statement.
+    """
     session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext(:kind))"), {"kind": kind}
+        text(
+            "SELECT set_config('statement_timeout', :t, true),"
+            " pg_advisory_xact_lock(hashtext(current_schema()), hashtext(:kind))"
+        ),
+        {"kind": kind, "t": str(statement_timeout_ms)},
     )
 
 

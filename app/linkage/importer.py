@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.audit.service import Actor
+from app.config import get_settings
 from app.db import imports as sql
 from app.db.session import new_session
 from app.linkage.config import (
@@ -332,7 +333,7 @@ def _run(
     meter = _ProgressWriter(status_session, batch.id, progress)
     session = new_session(tenant.binding)
     try:
-        sql.lock_imports(session, kind)
+        sql.lock_imports(session, kind, get_settings().import_statement_timeout_ms)
         previous = _applied_with_same_content(session, kind, batch.content_sha256 or "")
         if previous is not None:  # applied by another import while we waited for the lock
             session.rollback()
@@ -349,7 +350,7 @@ def _run(
                 # A first load hit a repeated 宛名番号 in the residents table: do it the careful
                 # way, through staging, which reports every copy of it.
                 session.rollback()
-                sql.lock_imports(session, kind)
+                sql.lock_imports(session, kind, get_settings().import_statement_timeout_ms)
                 sql.truncate_staging(session, kind)
                 reporter = _Reporter(outcome.file_name, config.linkage.max_reported_rejections)
                 meter.rows = meter.bytes = 0
