@@ -17,7 +17,7 @@ import cel
 from app.dates.wareki import format_wareki
 from app.guidance.catalogue import EVENT_NAMES, Catalogue, Procedure, Question
 from app.guidance.facts import MemberInput, household_facts, member_facts
-from app.guidance.rules import Outcome, Rule, RuleError, compile_rule, context, evaluate
+from app.guidance.rules import UNKNOWN_BIRTH, Outcome, Rule, RuleError, compile_rule, context, evaluate
 
 _PLACEHOLDER_JOIN = "・"
 
@@ -292,7 +292,11 @@ def determine(
             if outcome.missing:
                 entry.status = "confirm"
                 entry.questions = [q for q in compiled.questions if q in outcome.missing]
-                entry.reason = f"要確認: {spec.when_text}（質問への回答が必要です）"
+                entry.reason = (
+                    f"要確認: {spec.when_text}（生年月日が不詳のため年齢で判定できません）"
+                    if UNKNOWN_BIRTH in outcome.missing
+                    else f"要確認: {spec.when_text}（質問への回答が必要です）"
+                )
                 for q in entry.questions:
                     waiting.setdefault(q, []).append(
                         spec.name + (f"（{entry.member}）" if entry.member else "")
@@ -332,7 +336,9 @@ def determine(
         event=event,
         event_name=EVENT_NAMES[event],
         event_date=event_date,
-        members=[{k: m[k] for k in ("key", "name", "age", "relation", "sex", "age_known")} for m in facts],
+        members=[
+            {k: m.get(k) for k in ("key", "name", "age", "relation", "sex", "age_known")} for m in facts
+        ],
         needed=needed,
         confirm=confirm,
         not_needed=not_needed,
@@ -363,5 +369,5 @@ def _reason(proc: CompiledProcedure, ctx: cel.Context, member: dict[str, Any] | 
     values = {k: _format(evaluate(rule, ctx).value) for k, rule in proc.values.items()}
     if member is not None:
         values.setdefault("name", member["name"])
-        values.setdefault("age", str(member["age"]))
+        values.setdefault("age", str(member.get("age", "不詳")))
     return spec.reason.format(**values)

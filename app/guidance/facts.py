@@ -6,8 +6,9 @@ relation, sex and attributes from the front linkage, and the household's collect
 - The school-year age (``app.dates.japanese.school_age``) places a child in a school year: 6 in
   小1, 14 in 中3; born on 1 April: in the year above those born on 2 April.
 - An uncertain birth date (頃, 月日不詳) uses the middle of the span it denotes and is flagged
-  ``age_estimated``; 年月日不詳 gives no age at all (``age_known`` false, ages -1), so age rules
-  are false for that person and the explanation says why.
+  ``age_estimated``; 年月日不詳 gives no age at all: the age facts are absent, a rule that reads
+  them for that person ends as 要確認 (never guessed), and the household collections leave the
+  person out.
 """
 
 from __future__ import annotations
@@ -50,32 +51,29 @@ def _assumed_birthday(birth: JapaneseDate) -> tuple[dt.date | None, bool]:
 
 def member_facts(member: MemberInput, event_date: dt.date) -> dict[str, Any]:
     born, estimated = _assumed_birthday(member.birth) if member.birth else (None, True)
-    if born is None:
-        age = year_age = -1
-    else:
-        age = age_on(born, event_date)
-        year_age = school_age(born, event_date)
-    grade = year_age - 5 if 6 <= year_age <= 14 else 0
-    return {
+    facts: dict[str, Any] = {
         "key": member.key,
         "name": member.name,
         "kana": member.kana or "",
-        "age": age,
         "age_known": born is not None,
         "age_estimated": estimated and born is not None,
-        "school_age": year_age,
-        "grade": grade,  # 1-6 小学校, 7-9 中学校 (中1 = 7), 0 otherwise
         "sex": SEX.get(member.sex, "適用不能"),
         "relation": member.relation,
         "is_head": member.relation == HEAD,
         "attributes": {k: list(v) for k, v in member.attributes.items()},
         "has": sorted(member.attributes),
     }
+    if born is not None:
+        year_age = school_age(born, event_date)
+        facts["age"] = age_on(born, event_date)
+        facts["school_age"] = year_age
+        facts["grade"] = year_age - 5 if 6 <= year_age <= 14 else 0  # 1-6 小学校, 7-9 中学校 (中1 = 7)
+    return facts
 
 
 def household_facts(members: list[dict[str, Any]], event: str, event_date: dt.date) -> dict[str, Any]:
     def pick(test: Any) -> list[dict[str, Any]]:
-        return [m for m in members if m["age_known"] and test(m)]
+        return [m for m in members if m["age_known"] and test(m)]  # 年月日不詳: in no age collection
 
     head = next((m for m in members if m["is_head"]), members[0] if members else None)
     return {

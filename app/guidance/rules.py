@@ -77,9 +77,17 @@ class Outcome:
     missing: frozenset[str]  # unanswered questions that decide it (value is None then)
 
 
+AGE_FACTS = frozenset({"age", "school_age", "grade"})
+UNKNOWN_BIRTH = "__birth_date__"  # a member whose birth date is 年月日不詳 has no age facts
+
+
 def evaluate(rule: Rule, context: cel.Context) -> Outcome:
     try:
         return Outcome(rule.program.execute(context), frozenset())
+    except KeyError as exc:
+        if exc.args and exc.args[0] in AGE_FACTS:
+            return Outcome(None, frozenset({UNKNOWN_BIRTH}))
+        raise
     except RuntimeError as exc:
         found = _UNDEFINED.search(str(exc))
         if found and found.group(1) in rule.questions:

@@ -108,36 +108,70 @@ def read_records(
     private_use_lines: set[int] = set()
     gaiji = str.maketrans(layout.gaiji) if layout.gaiji else None
 
-    def lines() -> Iterator[str]:
-        pending_bytes = 0
-        private_use = _PRIVATE_USE.search
-        for number, raw in enumerate(stream, 1):
-            pending_bytes += len(raw)
-            if on_bytes is not None and pending_bytes > 1 << 16:
-                on_bytes(pending_bytes)
-                pending_bytes = 0
-            if number == 1 and codec == "utf-8" and raw.startswith(BOM):
-                raw = raw[len(BOM) :]  # UTF-8 with or without BOM both read
-            try:
-                text = raw.decode(codec)
-            except UnicodeDecodeError as exc:
-                line_problems[number] = Problem(
-                    "encoding",
-                    f"{ENCODING_NAMES[layout.encoding]} として読めないバイト列があります"
-                    f"（{exc.start + 1}バイト目: 0x{raw[exc.start : exc.start + 2].hex()}）",
-                )
-                text = raw.decode(codec, errors="replace")
-            if "\x00" in text:
-                line_problems[number] = Problem("nul", "NUL文字（0x00）が含まれています")
-                text = text.replace("\x00", "")
+    private_use = _PRIVATE_USE.search
+
+    def careful_line(number: int, raw: bytes) -> str:
+        """One physical line, with its decoding/NUL/外字 problems recorded against its number."""
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError as exc:
+            line_problems[number] = Problem(
+                "encoding",
+                f"{ENCODING_NAMES[layout.encoding]} として読めないバイト列があります"
+                f"（{exc.start + 1}バイト目: 0x{raw[exc.start : exc.start + 2].hex()}）",
+            )
+            text = raw.decode(codec, errors="replace")
+        if "\x00" in text:
+            line_problems[number] = Problem("nul", "NUL文字（0x00）が含まれています")
+            text = text.replace("\x00", "")
+        if private_use(text):
+            if gaiji is not None:
+                text = text.translate(gaiji)
             if private_use(text):
-                if gaiji is not None:
-                    text = text.translate(gaiji)
-                if private_use(text):
-                    private_use_lines.add(number)
-            yield text
-        if on_bytes is not None and pending_bytes:
-            on_bytes(pending_bytes)
+                private_use_lines.add(number)
+        return text
+
+    def lines() -> Iterator[str]:
+        """Physical lines. Blocks of whole lines are decoded at once; a block with a problem
+        (undecodable bytes, NUL, 外字) is redone line by line so each problem gets its line."""
+        number = 0
+        pending = b""
+        first = True
+        while True:
+            block = stream.read(1 << 16)
+            if on_bytes is not None and block:
+                on_bytes(len(block))
+            data = pending + block
+            if block:
+                cut = data.rfind(b"\n") + 1
+                data, pending = data[:cut], data[cut:]
+            if not data:
+                if block:
+                    continue
+                return
+            if first:
+                first = False
+                if codec == "utf-8" and data.startswith(BOM):
+                    data = data[len(BOM) :]  # UTF-8 with or without BOM both read
+            try:
+                text = data.decode(codec)
+                clean = "\x00" not in text and not private_use(text)
+            except UnicodeDecodeError:
+                clean = False
+            if clean:
+                parts = text.split("\n")
+                if parts[-1] == "":
+                    parts.pop()
+                    number += len(parts)
+                    yield from [p + "\n" for p in parts]
+                else:  # the last line of the file, without a line break
+                    number += len(parts)
+                    yield from [p + "\n" for p in parts[:-1]]
+                    yield parts[-1]
+                continue
+            for raw in _split_lf(data):
+                number += 1
+                yield careful_line(number, raw)
 
     reader = csv.reader(lines(), delimiter=layout.delimiter, strict=True)
     try:
@@ -199,6 +233,16 @@ def read_records(
             yield record
 
     return columns, records()
+
+
+def _split_lf(data: bytes) -> list[bytes]:
+    """Split on line feeds only (bytes.splitlines would also split on a lone CR)."""
+    parts = data.split(b"\n")
+    tail = parts.pop()
+    out = [p + b"\n" for p in parts]
+    if tail:
+        out.append(tail)
+    return out
 
 
 def private_use_characters(value: str) -> list[str]:

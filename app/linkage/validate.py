@@ -36,7 +36,6 @@ _FIXED_RELATIONS = frozenset(
 )
 _DIGITS = re.compile(r"^[0-9]+$")
 _POSTAL = re.compile(r"^(\d{3})-?(\d{4})$")
-_CACHE_LIMIT = 200_000
 
 Mode = Literal["full", "changes"]
 
@@ -55,21 +54,26 @@ def row_hash(values: list[str]) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class _Cache:
-    """A dict memo with a size bound (a full Osaka file has ~40,000 distinct birth dates)."""
+class _Cache(dict[str, Any]):
+    """A size-bounded memo: ``cache[key]`` is a plain dict hit, computed on a miss.
 
-    def __init__(self, fn: Callable[[str], Any]):
+    Birth dates repeat across millions of rows (~40,000 distinct in a full Osaka file); names and
+    addresses repeat within households. The bound keeps memory flat whatever the file size.
+    """
+
+    def __init__(self, fn: Callable[[str], Any], limit: int = 20_000):
+        super().__init__()
         self.fn = fn
-        self.data: dict[str, Any] = {}
+        self.limit = limit
+
+    def __missing__(self, key: str) -> Any:
+        if len(self) >= self.limit:
+            self.clear()
+        value = self[key] = self.fn(key)
+        return value
 
     def __call__(self, key: str) -> Any:
-        try:
-            return self.data[key]
-        except KeyError:
-            if len(self.data) > _CACHE_LIMIT:
-                self.data.clear()
-            value = self.data[key] = self.fn(key)
-            return value
+        return self[key]
 
 
 NULL = "\\N"  # COPY text format
@@ -78,7 +82,9 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 def copy_text(value: str) -> str:
     """A value for COPY's text format (backslash, tab and line breaks escaped)."""
-    return value.translate(_COPY_ESCAPES)
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
 
 
 class ResidentValidator:
@@ -106,13 +112,21 @@ class ResidentValidator:
         self.check_household = layout.check_digits.household_no
         self.remainder_one = layout.check_digits.remainder_one
         self.style = layout.date_style
-        self._dates = _Cache(self._parse_date)
+        self._dates = _Cache(self._parse_date, limit=100_000)
         self._kana = _Cache(lambda v: (copy_text(v), copy_text(normalize_kana(v)), is_kana(v)))
         self._names = _Cache(lambda v: (copy_text(v), copy_text(normalize_name(v, name_variants))))
         self._addresses = _Cache(lambda v: (copy_text(v), copy_text(normalize_address(v, address_prefixes))))
         self._households = _Cache(lambda v: is_valid(v, self.remainder_one))
         self._relations = _Cache(valid_relation)
         self._postal = _Cache(self._parse_postal)
+
+    @staticmethod
+    def _timestamp_ok(text: str) -> bool:
+        """ISO 8601 with an offset; PostgreSQL parses the text itself (most values are unique)."""
+        try:
+            return dt.datetime.fromisoformat(text).tzinfo is not None
+        except ValueError:
+            return False
 
     def _parse_date(self, text: str) -> tuple[str, str] | str:
         """(JSON as COPY text, calendar day as ISO or NULL), or the Japanese reason it is no date."""
@@ -133,7 +147,7 @@ class ResidentValidator:
             if required:
                 problems.append(Problem("required", f"{column}がありません", column, ""))
             return NULL, NULL
-        parsed = self._dates(text)
+        parsed = self._dates[text]
         if isinstance(parsed, str):
             problems.append(Problem("date", parsed, column, text))
             return NULL, NULL
@@ -161,13 +175,13 @@ class ResidentValidator:
             problems.append(Problem("required", "世帯番号がありません", "世帯番号", ""))
         elif not household.isdigit() or not household.isascii():
             problems.append(Problem("digits", "世帯番号は数字だけで書きます", "世帯番号", household))
-        elif self.check_household and not self._households(household):
+        elif self.check_household and not self._households[household]:
             problems.append(Problem("check_digit", "世帯番号の検査数字が合いません", "世帯番号", household))
         if not (order_text.isdigit() and order_text.isascii() and 0 < int(order_text) < 1000):
             problems.append(Problem("order", "世帯内順は1〜999の整数で書きます", "世帯内順", order_text))
         if not name:
             problems.append(Problem("required", "氏名がありません", "氏名", ""))
-        kana_fields = self._kana(kana) if kana else (NULL, NULL, True)
+        kana_fields = self._kana[kana] if kana else (NULL, NULL, True)
         if not kana_fields[2]:
             problems.append(Problem("kana", "フリガナにカナ以外の文字があります", "氏名フリガナ", kana))
         if confirmed not in ("0", "1", ""):
@@ -189,12 +203,12 @@ class ResidentValidator:
         birth = self._date(birth_text, "生年月日", problems, required=True)
         if sex not in ("1", "2", "9"):
             problems.append(Problem("sex", "性別は 1（男）、2（女）、9（適用不能）で書きます", "性別", sex))
-        relation = self._relations(relation_text) if relation_text else None
+        relation = self._relations[relation_text] if relation_text else None
         if relation is None:
             problems.append(Problem("relation", "続柄が決められた値ではありません", "続柄", relation_text))
         postal = NULL
         if postal_text:
-            postal = self._postal(postal_text) or NULL
+            postal = self._postal[postal_text] or NULL
             if postal == NULL:
                 problems.append(Problem("postal", "郵便番号は7桁の数字で書きます", "郵便番号", postal_text))
         became = self._date(became_text, "住民となった日", problems, required=False)
@@ -210,11 +224,7 @@ class ResidentValidator:
         change = self._date(change_text, "異動日", problems, required=self.mode == "changes")
         updated = NULL
         if updated_text:
-            try:
-                stamp = dt.datetime.fromisoformat(updated_text)
-            except ValueError:
-                stamp = None
-            if stamp is None or stamp.tzinfo is None:
+            if not self._timestamp_ok(updated_text):
                 problems.append(
                     Problem(
                         "timestamp",
@@ -224,11 +234,11 @@ class ResidentValidator:
                     )
                 )
             else:
-                updated = stamp.isoformat()
+                updated = copy_text(updated_text)
         if problems:
             return None
-        name_fields = self._names(name)
-        address_fields = self._addresses(address)
+        name_fields = self._names[name]
+        address_fields = self._addresses[address]
         return [
             atena,
             household,

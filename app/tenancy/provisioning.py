@@ -5,6 +5,8 @@ Kept apart from the runtime registry so web processes never import Alembic.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from app.db import migrate, provision
 from app.db.engine import admin_engine
 from app.db.models import control_metadata, tenant_metadata
 from app.db.names import control_binding, tenant_binding
+from app.guidance.catalogue import Catalogue
+from app.guidance.models import CatalogueVersion
 from app.tenancy.config import TenantConfig
 from app.tenancy.loader import config_hash, load_all
 from app.tenancy.models import Tenant
@@ -76,6 +80,8 @@ def provision_tenant(conn: Connection, config: TenantConfig) -> SyncResult:
     provision.set_search_path(conn, binding.schema)
     revision = migrate.upgrade(conn, "tenant", binding.schema)
     provision.grant_tables(conn, binding, tenant_metadata)
+    if config.catalogue is not None:
+        store_catalogue(conn, config.catalogue)
     digest = config_hash(config)
     row: dict[str, Any] = {
         "id": ident.id,
@@ -103,6 +109,19 @@ def provision_tenant(conn: Connection, config: TenantConfig) -> SyncResult:
     else:
         action = "unchanged"
     return SyncResult(ident.id, binding.schema, action, revision, time.perf_counter() - started)
+
+
+def store_catalogue(conn: Connection, catalogue: Catalogue) -> None:
+    """Keep every catalogue version (search path: the tenant's schema); the same content once."""
+    content = catalogue.model_dump(mode="json")
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    stmt = insert(CatalogueVersion).values(
+        version=catalogue.version,
+        effective_from=catalogue.effective_from,
+        content=content,
+        content_hash=digest,
+    )
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=[CatalogueVersion.content_hash]))
 
 
 def sync(

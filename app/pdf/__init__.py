@@ -1,0 +1,69 @@
+"""PDF rendering with WeasyPrint: A4, Japanese, fonts and stylesheets loaded once per process.
+
+WeasyPrint (not xhtml2pdf, the design card's first choice) because it keeps IVS variation
+sequences, writes 𠮷 (outside the BMP) correctly into the text layer and breaks Japanese lines
+with kinsoku (shared/notes/stack-findings.md). Names use IPAmj明朝 for MJ+ characters; body text
+IPAexゴシック/明朝 (Debian fonts-ipamj-mincho, fonts-ipaexfont).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+
+BASE_CSS = """
+@page { size: A4; margin: 15mm 14mm 16mm 14mm;
+        @bottom-right { content: counter(page) " / " counter(pages); font: 8pt "IPAexGothic"; color: #555; } }
+html { font-family: "IPAexGothic", sans-serif; font-size: 10pt; line-height: 1.45; color: #111; }
+.mincho { font-family: "IPAexMincho", serif; }
+.name, .mj { font-family: "IPAmjMincho", "IPAexMincho", serif; }
+h1, h2, h3 { margin: 0; font-weight: bold; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 0.6pt solid #333; padding: 2.5pt 4pt; vertical-align: top; text-align: left; }
+th { background: #eee; font-weight: bold; }
+.nobreak { break-inside: avoid; }
+"""
+
+
+class PdfRenderer:
+    """One per process: WeasyPrint's font configuration and the base stylesheet are reused."""
+
+    def __init__(self) -> None:
+        self.fonts = FontConfiguration()
+        self.base = CSS(string=BASE_CSS, font_config=self.fonts)
+        self._lock = threading.Lock()
+
+    def render(self, html: str, extra_css: str | None = None, base_url: str | None = None) -> bytes:
+        sheets = [self.base]
+        if extra_css:
+            sheets.append(CSS(string=extra_css, font_config=self.fonts))
+        with self._lock:  # FontConfiguration is not meant to be shared across threads at once
+            return HTML(string=html, base_url=base_url).write_pdf(stylesheets=sheets, font_config=self.fonts)  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=1)
+def renderer() -> PdfRenderer:
+    return PdfRenderer()
+
+
+@lru_cache(maxsize=8)
+def templates(directory: str) -> Environment:
+    """A Jinja environment per template folder, built once (autoescaped, undefined names are errors)."""
+    return Environment(
+        loader=FileSystemLoader(directory),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_template_pdf(directory: Path, name: str, **context: Any) -> bytes:
+    html = templates(str(directory)).get_template(name).render(**context)
+    return renderer().render(html)
