@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, Index, SmallInteger, func
+from sqlalchemy import CheckConstraint, Date, Index, SmallInteger, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -28,9 +28,11 @@ class Resident(TenantBase):
         CheckConstraint("kind IN ('日本人', '外国人')", name="kind"),
         CheckConstraint("sex IN (1, 2, 9)", name="sex"),
         Index(None, "household_no", "household_order"),
-        Index(None, "kana_search", postgresql_ops={"kana_search": "text_pattern_ops"}),
-        Index(None, "name_search", postgresql_ops={"name_search": "text_pattern_ops"}),
-        Index(None, "address_search", postgresql_ops={"address_search": "text_pattern_ops"}),
+        # The *_search columns use the "C" collation: one plain btree index then serves both the
+        # prefix LIKE and ORDER BY, so a 3-character kana search stops after the first page.
+        Index(None, "kana_search", "id"),
+        Index(None, "name_search", "id"),
+        Index(None, "address_search", "id"),
         Index(None, "birth_date"),
     )
 
@@ -39,9 +41,9 @@ class Resident(TenantBase):
     household_no: Mapped[str]  # 世帯番号
     household_order: Mapped[int] = mapped_column(SmallInteger)  # 世帯内順
     name: Mapped[str]  # 氏名 (MJ+, IVS kept)
-    name_search: Mapped[str]
+    name_search: Mapped[str] = mapped_column(Text(collation="C"))
     kana: Mapped[str | None]  # 氏名フリガナ
-    kana_search: Mapped[str | None]
+    kana_search: Mapped[str | None] = mapped_column(Text(collation="C"))
     kana_confirmed: Mapped[bool]
     former_surname: Mapped[str | None]  # 旧氏
     birth: Mapped[dict[str, Any]] = mapped_column(JSONB)  # 生年月日 (structured)
@@ -51,7 +53,7 @@ class Resident(TenantBase):
     postal_code: Mapped[str | None]
     address: Mapped[str]  # 住所
     address_extra: Mapped[str | None]  # 方書
-    address_search: Mapped[str]
+    address_search: Mapped[str] = mapped_column(Text(collation="C"))
     became_resident: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # 住民となった日
     address_set: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # 住定日
     status: Mapped[str]  # 住民状態

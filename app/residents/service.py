@@ -97,7 +97,11 @@ def build_query(query: SearchQuery, config: TenantConfig) -> Select[Resident]:
         stmt = stmt.where(Resident.address_search.like(_like_prefix(address), escape="\\"))
     if not query.include_left:
         stmt = stmt.where(Resident.status == "住民")
-    return stmt.order_by(Resident.kana_search, Resident.birth_date, Resident.id).limit(query.limit + 1)
+    # Index order (kana, then id): the first page comes straight off the index, however many match.
+    order = Resident.name_search if query.name.strip() and not query.kana.strip() else Resident.kana_search
+    if query.address.strip() and not (query.kana.strip() or query.name.strip()):
+        order = Resident.address_search
+    return stmt.order_by(order, Resident.id).limit(query.limit + 1)
 
 
 def search(

@@ -187,9 +187,9 @@ def upgrade() -> None:
         sa.Column("household_no", sa.Text(), nullable=False),
         sa.Column("household_order", sa.SmallInteger(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("name_search", sa.Text(), nullable=False),
+        sa.Column("name_search", sa.Text(collation="C"), nullable=False),
         sa.Column("kana", sa.Text(), nullable=True),
-        sa.Column("kana_search", sa.Text(), nullable=True),
+        sa.Column("kana_search", sa.Text(collation="C"), nullable=True),
         sa.Column("kana_confirmed", sa.Boolean(), nullable=False),
         sa.Column("former_surname", sa.Text(), nullable=True),
         sa.Column("birth", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
@@ -199,7 +199,7 @@ def upgrade() -> None:
         sa.Column("postal_code", sa.Text(), nullable=True),
         sa.Column("address", sa.Text(), nullable=False),
         sa.Column("address_extra", sa.Text(), nullable=True),
-        sa.Column("address_search", sa.Text(), nullable=False),
+        sa.Column("address_search", sa.Text(collation="C"), nullable=False),
         sa.Column("became_resident", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("address_set", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("status", sa.Text(), nullable=False),
@@ -220,11 +220,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("atena_no", name=op.f("uq_residents_atena_no")),
     )
     op.create_index(
-        op.f("ix_residents_address_search"),
-        "residents",
-        ["address_search"],
-        unique=False,
-        postgresql_ops={"address_search": "text_pattern_ops"},
+        op.f("ix_residents_address_search_id"), "residents", ["address_search", "id"], unique=False
     )
     op.create_index(op.f("ix_residents_birth_date"), "residents", ["birth_date"], unique=False)
     op.create_index(
@@ -233,20 +229,8 @@ def upgrade() -> None:
         ["household_no", "household_order"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_residents_kana_search"),
-        "residents",
-        ["kana_search"],
-        unique=False,
-        postgresql_ops={"kana_search": "text_pattern_ops"},
-    )
-    op.create_index(
-        op.f("ix_residents_name_search"),
-        "residents",
-        ["name_search"],
-        unique=False,
-        postgresql_ops={"name_search": "text_pattern_ops"},
-    )
+    op.create_index(op.f("ix_residents_kana_search_id"), "residents", ["kana_search", "id"], unique=False)
+    op.create_index(op.f("ix_residents_name_search_id"), "residents", ["name_search", "id"], unique=False)
 
     # The tenant role does not own its tables, so it cannot ANALYZE them; imports need fresh
     # statistics right after COPY (planner estimates for a just-filled staging table are blind).
@@ -275,23 +259,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP FUNCTION analyze_import_tables(text)")
     op.drop_table("import_staging_households")
-    op.drop_index(
-        op.f("ix_residents_name_search"),
-        table_name="residents",
-        postgresql_ops={"name_search": "text_pattern_ops"},
-    )
-    op.drop_index(
-        op.f("ix_residents_kana_search"),
-        table_name="residents",
-        postgresql_ops={"kana_search": "text_pattern_ops"},
-    )
+    op.drop_index(op.f("ix_residents_name_search_id"), table_name="residents")
+    op.drop_index(op.f("ix_residents_kana_search_id"), table_name="residents")
     op.drop_index(op.f("ix_residents_household_no_household_order"), table_name="residents")
     op.drop_index(op.f("ix_residents_birth_date"), table_name="residents")
-    op.drop_index(
-        op.f("ix_residents_address_search"),
-        table_name="residents",
-        postgresql_ops={"address_search": "text_pattern_ops"},
-    )
+    op.drop_index(op.f("ix_residents_address_search_id"), table_name="residents")
     op.drop_table("residents")
     op.drop_index(op.f("ix_resident_attributes_item_value"), table_name="resident_attributes")
     op.drop_index(op.f("ix_resident_attributes_atena_no"), table_name="resident_attributes")
