@@ -7,6 +7,7 @@ import datetime as dt
 from flask import render_template
 
 from app.dates.wareki import format_wareki
+from app.guidance.service import GuidanceInputError, active_catalogue
 from app.tenancy.calendar import JST
 from app.tenancy.context import tenant_config, tenant_db
 from app.tenancy.service import registry, tenant_calendars
@@ -24,6 +25,10 @@ def home() -> str:
     now = dt.datetime.now(JST)
     service, desk = tenant_calendars(tenant_db(), config)
     week = [service.day_status(now.date() + dt.timedelta(days=i), as_of=now) for i in range(14)]
+    try:
+        catalogue = active_catalogue(tenant_db(), now.date())
+    except GuidanceInputError:
+        catalogue = None
     return render_template(
         "tenant/home.html",
         config=config,
@@ -33,5 +38,6 @@ def home() -> str:
         today=service.day_status(now.date(), as_of=now),
         desk_today=desk.day_status(now.date(), as_of=now),
         week=week,
+        catalogue=catalogue,
         format_wareki=format_wareki,
     )
