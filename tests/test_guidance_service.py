@@ -1,0 +1,193 @@
+"""Guidance through the service, API, CLI and the printed sheet, on a tenant with the test catalogue."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.audit import Actor
+from app.audit.models import AuditEntry
+from app.guidance.models import CatalogueVersion
+from app.linkage.config import STANDARD
+from app.linkage.importer import import_local_file
+from app.tenancy.config import code_check_digit
+from app.tenancy.loader import load_tenant
+from app.tenancy.provisioning import deprovision, sync
+from app.tenancy.service import registry
+from tests.conftest import ROOT, login, make_staff, tenant_session, truncate_tenant_tables
+from tests.linkage_files import person, write
+
+TENANT = "guidetest"
+DATA = ROOT / "tests" / "data" / "catalogue"
+
+
+def _tenant_files(tmp: Path) -> Path:
+    root = tmp / "tenants"
+    shutil.copytree(ROOT / "tenants" / "_defaults", root / "_defaults")
+    shutil.copytree(ROOT / "tenants" / "gobo", root / TENANT)
+    text = (root / TENANT / "tenant.yaml").read_text(encoding="utf-8")
+    code = "99010" + str(code_check_digit("99010"))
+    text = text.replace("id: gobo", f"id: {TENANT}").replace('code: "302058"', f'code: "{code}"')
+    (root / TENANT / "tenant.yaml").write_text(text, encoding="utf-8")
+    for name in ("guidance.yaml", "procedures.yaml"):
+        shutil.copy(DATA / name, root / TENANT / name)
+    (root / TENANT / "forms").mkdir(exist_ok=True)
+    shutil.copy(DATA / "forms" / "catalog.yaml", root / TENANT / "forms" / "catalog.yaml")
+    return root / TENANT
+
+
+@pytest.fixture(scope="module")
+def guide_tenant(tmp_path_factory: pytest.TempPathFactory, provisioned: object) -> Iterator[Path]:
+    directory = _tenant_files(tmp_path_factory.mktemp("guide"))
+    sync({TENANT: load_tenant(directory).config})
+    yield directory
+    deprovision([TENANT])
+
+
+@pytest.fixture
+def client(app: Flask, guide_tenant: Path) -> FlaskClient:
+    """A logged-in clerk of the test tenant (a fresh account each test: the tenant is module-wide)."""
+    login_id = f"clerk{uuid.uuid4().hex[:8]}"
+    make_staff(TENANT, login_id)
+    test_client = app.test_client()
+    login(test_client, TENANT, login_id)
+    return test_client
+
+
+@pytest.fixture
+def family(guide_tenant: Path, tmp_path: Path) -> Iterator[int]:
+    record = registry.get(TENANT)
+    assert record is not None
+    truncate_tenant_tables({TENANT: record})
+    rows = [
+        person(1, 10, 氏名="案内　一郎", 生年月日="1985-05-01"),
+        person(2, 10, 世帯内順="2", 続柄="妻", 性別="2", 氏名="案内　花子", 生年月日="1987-02-02"),
+        person(3, 10, 世帯内順="3", 続柄="子", 氏名="案内　陽", 生年月日="2023-01-10"),
+    ]
+    outcome = import_local_file(record, write(tmp_path / "s.csv", rows, STANDARD.residents),
+                                actor=Actor("cli", "t"), standard_layout=True)  # fmt: skip
+    assert outcome.status == "applied"
+    with tenant_session(TENANT) as session:
+        from app.residents.models import Resident
+
+        yield session.scalars(select(Resident.id).order_by(Resident.id)).first()  # type: ignore[misc]
+    truncate_tenant_tables({TENANT: record})
+
+
+def test_sync_stores_the_catalogue_version_once(guide_tenant: Path) -> None:
+    sync({TENANT: load_tenant(guide_tenant).config})
+    with tenant_session(TENANT) as session:
+        versions = session.scalars(select(CatalogueVersion.version)).all()
+    assert versions == ["2026.1"]
+
+
+def test_api_guidance_for_a_resident(client: FlaskClient, family: int) -> None:
+    response = client.post(f"/api/v1/{TENANT}/guidance", json={"event": "tennyu", "resident_id": family,
+                           "event_date": "2026-11-21", "answers": {"wants_inkan": "yes"}})  # fmt: skip
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    needed = {p["name"]: p for p in body["procedures"]}
+    assert needed["児童手当 認定請求"]["reason"] == "18歳以下の子 1人（3歳）"
+    assert needed["児童手当 認定請求"]["department"] == "kodomo"
+    assert [q["id"] for q in body["open_questions"]] == ["employed_insurance", "has_dog"]
+    assert {p["name"] for p in body["to_confirm"]} == {"国民健康保険 加入", "犬の登録 所在地変更"}
+    with tenant_session(TENANT) as session:
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "guidance.determined")).one()
+    assert entry.subject_id == str(family)
+
+
+def test_api_guidance_for_a_described_household(client: FlaskClient) -> None:
+    household = [
+        {"name": "転入 太郎", "birth": "昭和60年5月1日", "sex": 1, "relation": "世帯主"},
+        {"name": "転入 次郎", "birth": "2016-04-01", "sex": 1, "relation": "子"},
+    ]
+    body = client.post(f"/api/v1/{TENANT}/guidance", json={"event": "tennyu", "household": household,
+                       "event_date": "2026-11-21"}).get_json()  # fmt: skip
+    assert any(p["reason"] == "18歳以下の子 1人（10歳）" for p in body["procedures"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"event": "tennyu"}, "resident_id"),
+        ({"event": "tennyu", "household": [{"name": "x", "birth": "令和0年1月1日", "relation": "世帯主"}]}, "household[0].birth"),
+        ({"event": "tennyu", "household": [{"name": "x", "birth": "2000-01-01", "relation": "内縁"}]}, "household[0].relation"),
+        ({"event": "tennyu", "household": [{"name": "x", "birth": "2000-01-01", "relation": "世帯主"}],
+          "answers": {"wants_inkan": "maybe"}}, "answers.wants_inkan"),
+        ({"event": "shibou", "household": [{"name": "x", "birth": "2000-01-01", "relation": "世帯主"}]}, "event"),
+    ],
+)  # fmt: skip
+def test_api_guidance_input_errors_name_the_field(
+    client: FlaskClient,
+    payload: dict,  # type: ignore[type-arg]
+    field: str,
+) -> None:
+    response = client.post(f"/api/v1/{TENANT}/guidance", json=payload)
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]["json"]
+
+
+def test_sheet_pdf_lists_every_determined_procedure(client: FlaskClient, family: int, tmp_path: Path) -> None:
+    payload = {"event": "tennyu", "resident_id": family, "event_date": "2026-11-21",
+               "answers": {"wants_inkan": "yes", "employed_insurance": "no", "has_dog": "no"}}  # fmt: skip
+    body = client.post(f"/api/v1/{TENANT}/guidance", json=payload).get_json()
+    pdf = client.post(f"/api/v1/{TENANT}/guidance/sheet", json=payload)
+    assert pdf.status_code == 200
+    assert pdf.content_type == "application/pdf"
+    path = tmp_path / "sheet.pdf"
+    path.write_bytes(pdf.get_data())
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "手続案内書" in text
+    assert "御坊市" in text
+    for procedure in body["procedures"]:
+        assert procedure["name"] in text, procedure["name"]
+    assert "令和8年11月21日" in text  # the event date in 和暦
+
+
+def test_cli_guidance_with_household_file(guide_tenant: Path, tmp_path: Path) -> None:
+    household = tmp_path / "family.json"
+    household.write_text(json.dumps([
+        {"name": "転入 花子", "kana": "テンニュウ ハナコ", "birth": "1990-01-01", "sex": 2, "relation": "世帯主",
+         "attributes": {"マイナンバーカード": "交付済"}},
+        {"name": "転入 陽", "birth": "2022-06-01", "sex": 1, "relation": "子"},
+    ], ensure_ascii=False), encoding="utf-8")  # fmt: skip
+    pdf = tmp_path / "sheet.pdf"
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "guidance", TENANT, "--household", str(household), "--event", "tennyu",
+         "--date", "2026-11-21", "--answer", "wants_inkan=no", "--json", "--pdf", str(pdf)],
+        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    names = [(p["name"], p["department"], p["reason"]) for p in result["procedures"]]
+    assert ("児童手当 認定請求", "kodomo", "18歳以下の子 1人（4歳）") in names
+    assert any(
+        p["name"].startswith("マイナンバーカード") and p["member"] == "転入 花子"
+        for p in result["procedures"]
+    )
+    assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_cli_guidance_rejects_bad_answers_with_exit_1(guide_tenant: Path, tmp_path: Path) -> None:
+    household = tmp_path / "h.json"
+    household.write_text('[{"name": "a", "birth": "2000-01-01", "relation": "世帯主"}]', encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "guidance", TENANT, "--household", str(household), "--event", "tennyu",
+         "--answer", "no_such=yes"],
+        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "no_such" in done.stderr
