@@ -413,3 +413,68 @@ def test_background_import_job_records_progress_and_result(committed: object, tm
         assert done.bytes_read == done.size_bytes == path.stat().st_size
     with tenant_session("osaka") as session:
         assert session.scalar(select(func.count()).select_from(ImportBatch)) == 0
+
+
+# --- attributes (資格・受給) -------------------------------------------------------------------
+
+
+def attribute_file(tmp_path: Path, name: str, rows: list[dict[str, str]], tenant: str = "yamaguchi") -> Path:
+    from app.linkage.config import ATTRIBUTE_COLUMNS
+
+    record = registry.get(tenant)
+    assert record is not None
+    layout_ = registry.config(record).linkage.attributes
+    return write(tmp_path / name, rows, layout_, ATTRIBUTE_COLUMNS)
+
+
+def facts(tenant: str) -> set[tuple[str, str, str]]:
+    from app.residents.models import ResidentAttribute
+
+    with tenant_session(tenant) as session:
+        return {(a.atena_no, a.item, a.value) for a in session.scalars(select(ResidentAttribute))}
+
+
+def test_attributes_full_then_changes(committed: object, tmp_path: Path) -> None:
+    assert run("yamaguchi", full(tmp_path, "yamaguchi", family())).status == "applied"
+    one, two = number(1), number(2)
+    rows = [
+        {"宛名番号": one, "項目": "国保", "値": "加入", "開始日": "2020-04-01", "終了日": ""},
+        {"宛名番号": two, "項目": "国保", "値": "加入", "開始日": "2020-04-01", "終了日": ""},
+        {"宛名番号": one, "項目": "印鑑登録", "値": "登録", "開始日": "", "終了日": ""},
+    ]
+    outcome = run(
+        "yamaguchi", attribute_file(tmp_path, "shikaku_full.tsv", rows), kind="attributes", mode="full"
+    )
+    assert (outcome.status, outcome.kind) == ("applied", "attributes"), outcome.rejections
+    assert facts("yamaguchi") == {(one, "国保", "加入"), (two, "国保", "加入"), (one, "印鑑登録", "登録")}
+    # A changes file replaces the facts of the people it names, and only theirs.
+    change = [{"宛名番号": one, "項目": "国民年金", "値": "1号", "開始日": "2026-11-01", "終了日": ""}]
+    outcome = run(
+        "yamaguchi", attribute_file(tmp_path, "shikaku_diff.tsv", change), kind="attributes", mode="changes"
+    )
+    assert outcome.status == "applied"
+    assert facts("yamaguchi") == {(one, "国民年金", "1号"), (two, "国保", "加入")}
+
+
+def test_attribute_rows_are_validated(committed: object, tmp_path: Path) -> None:
+    rows = [
+        {"宛名番号": number(1), "項目": "国保", "値": "加入", "開始日": "2026-04-01", "終了日": "2026-03-31"},
+        {"宛名番号": number(2), "項目": "", "値": "x", "開始日": "", "終了日": ""},
+        {
+            "宛名番号": number(3),
+            "項目": "障害者手帳",
+            "値": "身体2級",
+            "開始日": "昭和50年 月日不詳",
+            "終了日": "",
+        },
+    ]
+    outcome = run("yamaguchi", attribute_file(tmp_path, "a.tsv", rows), kind="attributes", mode="full")
+    assert outcome.status == "rejected"
+    found = {(r.line, r.column, r.code) for r in outcome.rejections}
+    assert found == {(2, "終了日", "date_order"), (3, "項目", "required"), (4, "開始日", "date")}
+
+
+def test_attributes_kind_is_detected_from_the_header(committed: object, tmp_path: Path) -> None:
+    rows = [{"宛名番号": number(1), "項目": "国保", "値": "加入", "開始日": "", "終了日": ""}]
+    outcome = run("yamaguchi", attribute_file(tmp_path, "whatever.tsv", rows))
+    assert outcome.kind == "attributes"
