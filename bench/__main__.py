@@ -7,7 +7,7 @@ import importlib
 
 from bench.common import use_bench_database
 
-BENCHMARKS = ["tenancy", "synthetic", "linkage"]
+BENCHMARKS = ["tenancy", "synthetic", "linkage", "guidance"]
 
 
 def main() -> None:
