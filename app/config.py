@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     import_statement_timeout_ms: int = 3 * 3600 * 1000
     redis_url: str = "redis://127.0.0.1:55379/0"
     s3_endpoint_url: str | None = None
+    documents_bucket: str = "madoguchi-documents"
     secret_key: SecretStr = SecretStr("")
     tenants_dir: Path = PROJECT_ROOT / "tenants"
     tenant_cache_seconds: float = 10.0

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.tenancy.calendar import JST, Override, ServiceCalendar, calendars_for
+from app.dates import JST
+from app.tenancy.calendar import Override, ServiceCalendar, calendars_for
 from app.tenancy.loader import load_all
 from app.tenancy.service import OverrideInputError, add_override, revoke_override, tenant_calendars
 from tests.conftest import ROOT, tenant_session

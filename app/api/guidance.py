@@ -9,9 +9,9 @@ from flask_smorest import abort as api_abort
 from marshmallow import Schema, fields, validate
 
 from app.api import tenant_api
+from app.dates import JST
 from app.guidance.catalogue import EVENT_CODES
 from app.guidance.service import GuidanceInputError, active_catalogue, as_json, guide
-from app.tenancy.calendar import JST
 from app.tenancy.context import tenant_config, tenant_db
 
 

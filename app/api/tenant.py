@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from app.api import tenant_api
-from app.tenancy.calendar import JST
+from app.dates import JST
 from app.tenancy.config import format_minutes
 from app.tenancy.context import current_tenant, tenant_config, tenant_db
 from app.tenancy.service import tenant_calendars

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import app.audit.models
+import app.forms.models
 import app.guidance.models
 import app.identity.models
 import app.linkage.models

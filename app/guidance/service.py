@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import record
+from app.dates import JST
 from app.dates.japanese import DateError, JapaneseDate, parse
 from app.guidance.catalogue import Catalogue
 from app.guidance.engine import (
@@ -32,7 +33,6 @@ from app.guidance.facts import MemberInput
 from app.guidance.models import CatalogueVersion
 from app.linkage.validate import valid_relation
 from app.residents.models import Resident, ResidentAttribute
-from app.tenancy.calendar import JST
 
 _compiled: dict[str, CompiledCatalogue] = {}
 _lock = threading.Lock()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from app.dates import JST
 from app.dates.wareki import format_wareki
 from app.guidance.service import GuidanceResult
 from app.pdf import render_template_pdf
-from app.tenancy.calendar import JST
 from app.tenancy.config import TenantConfig
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -203,6 +203,66 @@ class HttpAdapter(AdapterBase):
 AdapterConfig = Annotated[S3Adapter | LocalAdapter | HttpAdapter, Field(discriminator="kind")]
 
 
+_OUTBOUND_VALUE = re.compile(
+    r"^(application\.(id|accepted_at|created_at|form_id|form_version|case_ref)|field\.[a-z][a-z0-9_]*"
+    r"|member\.(name|kana|birth|sex|relation|atena_no)|row|const:.*)$"
+)
+
+
+class OutboundColumn(StrictModel):
+    """One CSV column: where its value comes from (``field.applicant_name``, ``member.name`` …)."""
+
+    name: str = Field(min_length=1)
+    value: str
+
+    @field_validator("value")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if not _OUTBOUND_VALUE.fullmatch(value):
+            raise ValueError(f"unknown column value {value!r}")
+        return value
+
+
+class OutboundTarget(StrictModel):
+    """Back linkage (後方連携): accepted applications of some forms → CSV in object storage.
+
+    ``rows: members`` writes one row per member of the form's member table — the layout an RPA
+    scenario on the core side types in, one person at a time.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")
+    kind: Literal["s3"] = "s3"
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = ""
+    region: str = "ap-northeast-1"
+    endpoint_url: str | None = None
+    access_key_ref: SecretRef | None = None
+    secret_key_ref: SecretRef | None = None
+    forms: list[str] = Field(min_length=1)
+    rows: Literal["application", "members"] = "application"
+    member_table: str | None = None
+    encoding: Encoding = "utf-8"
+    delimiter: Literal[",", "\t"] = ","
+    header: bool = True
+    columns: list[OutboundColumn] = Field(min_length=1)
+    file_name: str = Field(default="{target}_{date}_{batch:06d}.csv", description="{target} {date} {batch}")
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    manifest: bool = True
+
+    @model_validator(mode="after")
+    def _member_rows(self) -> Self:
+        if (self.rows == "members") != (self.member_table is not None):
+            raise ValueError("rows: members needs member_table (and only then)")
+        uses_member = any(c.value.startswith("member.") for c in self.columns)
+        if uses_member and self.rows != "members":
+            raise ValueError("member.* columns need rows: members")
+        try:
+            self.file_name.format(target="t", date="20260101", batch=1)
+        except (KeyError, ValueError, IndexError) as exc:
+            raise ValueError(f"file_name {self.file_name!r}: {exc}") from exc
+        return self
+
+
 class LinkageConfig(StrictModel):
     policy: Literal["reject_all", "quarantine"] = Field(
         default="reject_all", description="reject the whole file on any error, or apply valid rows"
@@ -211,10 +271,11 @@ class LinkageConfig(StrictModel):
     residents: ResidentsLayout = ResidentsLayout(variant="standard")
     attributes: AttributesLayout = AttributesLayout(variant="standard")
     adapters: list[AdapterConfig] = Field(default_factory=list)
+    outbound: list[OutboundTarget] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_adapters(self) -> Self:
-        names = [a.name for a in self.adapters]
+        names = [a.name for a in self.adapters] + [t.name for t in self.outbound]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"adapter names must be unique: {dupes}")

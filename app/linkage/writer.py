@@ -118,7 +118,7 @@ def _iso_stand_in(value: JapaneseDate) -> dt.date:
     return dt.date(year, value.month or 1, 1)
 
 
-class _Encoder:
+class TextEncoder:
     """Text → bytes in the layout's encoding, with the 外字 mapping described in the module."""
 
     def __init__(self, layout: Layout):
@@ -170,7 +170,7 @@ class LayoutWriter:
         self.path = Path(path)
         self.columns = tuple(columns) if columns is not None else standard_columns(layout)
         self._style = written_date_style(layout)
-        self._encoder = _Encoder(layout)
+        self._encoder = TextEncoder(layout)
         self._buffer = io.StringIO()
         self._csv = csv.writer(
             self._buffer, delimiter=layout.delimiter, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import jpholiday
 
+from app.dates import JST
 from app.tenancy.config import WEEKDAYS, CalendarConfig, SlaConfig
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 Interval = tuple[int, int]  # minutes since 00:00 JST, end exclusive, end may be 1440
 
 

@@ -12,8 +12,8 @@ import click
 from app.audit.service import record as audit_record
 from app.cliutil import InputRejected, cli_actor, emit
 from app.config import PROJECT_ROOT, get_settings
+from app.dates import JST
 from app.db.session import session_scope
-from app.tenancy.calendar import JST
 from app.tenancy.config import TenantConfig, format_minutes
 from app.tenancy.loader import TenantConfigError, load_all
 from app.tenancy.provisioning import SyncResult, TenantSyncError, sync

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
+from app.forms.loader import FeeTable, FormSource
 from app.guidance.catalogue import Catalogue
 from app.linkage.config import LinkageConfig, ResidentsConfig
 from app.validation import StrictModel
@@ -298,6 +299,8 @@ class TenantConfig(StrictModel):
     linkage: LinkageConfig = LinkageConfig()
     residents: ResidentsConfig = ResidentsConfig()
     catalogue: Catalogue | None = None  # guidance.yaml + procedures.yaml + forms/catalog.yaml
+    fees: FeeTable = FeeTable()
+    forms: list[FormSource] = Field(default_factory=list)  # forms/<id>/form.yaml; stored per version at sync
 
 
 def _require_unique(values: list[str], what: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from app.forms.loader import FeeTable, check_outbound, load_forms
 from app.guidance.loader import load_catalogue
 from app.linkage.config import LinkageConfig, ResidentsConfig
 from app.tenancy.config import SlaConfig, TenantConfig, TenantIdentity
@@ -28,6 +29,7 @@ FILES: dict[str, tuple[type[BaseModel], str]] = {
     "sla.yaml": (SlaConfig, "sla"),
     "linkage.yaml": (LinkageConfig, "linkage"),
     "residents.yaml": (ResidentsConfig, "residents"),
+    "fees.yaml": (FeeTable, "fees"),
 }
 
 
@@ -236,10 +238,19 @@ def load_tenant(directory: Path, root: Path | None = None) -> LoadedTenant:
             line = _line_of(source.node, probe)
         catalogue_issues.append(ConfigIssue(_display(path, root), _format_path(loc), message, line))
 
-    catalogue = load_catalogue(directory, lambda p: _read_yaml(p, _display(p, root)), catalogue_issue)
+    def read(path: Path) -> _Source:
+        return _read_yaml(path, _display(path, root))
+
+    catalogue = load_catalogue(directory, read, catalogue_issue)
+    forms = load_forms(directory, read, catalogue_issue, [f.id for f in catalogue.forms] if catalogue else [])
+    linkage = parts.get("linkage.yaml")
+    if isinstance(linkage, LinkageConfig) and linkage.outbound:
+        check_outbound(forms, linkage.outbound, directory / "linkage.yaml", catalogue_issue)
     if catalogue_issues:
         raise TenantConfigError(catalogue_issues)
-    config = TenantConfig(**{field: parts[name] for name, (_, field) in FILES.items()}, catalogue=catalogue)
+    config = TenantConfig(
+        **{field: parts[name] for name, (_, field) in FILES.items()}, catalogue=catalogue, forms=forms
+    )
     return LoadedTenant(config=config, directory=directory, files=[s.path for s in own_sources.values()])
 
 

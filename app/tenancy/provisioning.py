@@ -21,6 +21,9 @@ from app.db import migrate, provision
 from app.db.engine import admin_engine
 from app.db.models import control_metadata, tenant_metadata
 from app.db.names import control_binding, tenant_binding
+from app.forms.loader import FormSource
+from app.forms.models import FormVersion
+from app.forms.service import content_hash as form_content_hash
 from app.guidance.catalogue import Catalogue
 from app.guidance.models import CatalogueVersion
 from app.tenancy.config import TenantConfig
@@ -82,6 +85,7 @@ def provision_tenant(conn: Connection, config: TenantConfig) -> SyncResult:
     provision.grant_tables(conn, binding, tenant_metadata)
     if config.catalogue is not None:
         store_catalogue(conn, config.catalogue)
+    store_forms(conn, config.forms)
     digest = config_hash(config)
     row: dict[str, Any] = {
         "id": ident.id,
@@ -122,6 +126,28 @@ def store_catalogue(conn: Connection, catalogue: Catalogue) -> None:
         content_hash=digest,
     )
     conn.execute(stmt.on_conflict_do_nothing(index_elements=[CatalogueVersion.content_hash]))
+
+
+def store_forms(conn: Connection, forms: list[FormSource]) -> None:
+    """Every version of every form from the files, once per content (search path: the tenant)."""
+    for source in forms:
+        definition = source.definition
+        stmt = insert(FormVersion).values(
+            form_id=definition.id,
+            version=definition.version,
+            effective_from=definition.effective_from,
+            definition=definition.model_dump(mode="json"),
+            template=source.template,
+            content_hash=form_content_hash(source),
+            status="approved",
+            origin="file",
+            created_by="tenants sync",
+            approved_by="tenants sync",
+            approved_at=func.now(),
+        )
+        conn.execute(
+            stmt.on_conflict_do_nothing(index_elements=[FormVersion.form_id, FormVersion.content_hash])
+        )
 
 
 def sync(

@@ -11,9 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
+from app.dates import JST
 from app.db.names import DbBinding, control_binding, tenant_binding
 from app.db.session import new_session
-from app.tenancy.calendar import JST, Override, ServiceCalendar, calendars_for
+from app.tenancy.calendar import Override, ServiceCalendar, calendars_for
 from app.tenancy.config import TenantConfig, TimeRange
 from app.tenancy.loader import config_hash
 from app.tenancy.models import CalendarOverride, Tenant

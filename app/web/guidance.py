@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Response, abort, render_template, request
 
+from app.dates import JST
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.service import GuidanceInputError, active_catalogue, guide
-from app.tenancy.calendar import JST
 from app.tenancy.context import tenant_config, tenant_db
 from app.web import tenant_web
 

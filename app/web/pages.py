@@ -6,9 +6,9 @@ import datetime as dt
 
 from flask import render_template
 
+from app.dates import JST
 from app.dates.wareki import format_wareki
 from app.guidance.service import GuidanceInputError, active_catalogue
-from app.tenancy.calendar import JST
 from app.tenancy.context import tenant_config, tenant_db
 from app.tenancy.service import registry, tenant_calendars
 from app.web import root_web, tenant_web

@@ -1,0 +1,329 @@
+"""Forms at the counter: the version in force, filled from the records, printed, submitted.
+
+Every print and every submission of a form filled with resident data is audit-logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import storage
+from app.audit import record
+from app.dates import JST
+from app.dates.japanese import DateError, JapaneseDate, parse
+from app.forms.definition import FormDefinition
+from app.forms.fill import FilledForm, FormSubject, Person, fill
+from app.forms.loader import FormSource
+from app.forms.models import Application, CertificateRequest, FormVersion
+from app.forms.render import render_pdf
+from app.residents.models import Resident
+from app.tenancy.config import TenantConfig
+from app.tenancy.service import TenantRecord
+
+
+class FormInputError(ValueError):
+    """Bad input; ``field`` names the field (``resident_id``, ``values.phone`` …), Japanese message."""
+
+    def __init__(self, field: str, message: str, problems: dict[str, str] | None = None):
+        self.field = field
+        self.problems = problems or {}
+        super().__init__(message)
+
+
+def content_hash(source: FormSource) -> str:
+    payload = json.dumps(source.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ActiveForm:
+    row_id: int
+    definition: FormDefinition
+    template: str | None
+
+
+def active_form(session: Session, form_id: str, as_of: dt.date | None = None) -> ActiveForm:
+    """The approved version of ``form_id`` in force on ``as_of`` (latest effective date wins)."""
+    as_of = as_of or dt.datetime.now(JST).date()
+    row = session.scalars(
+        select(FormVersion)
+        .where(
+            FormVersion.form_id == form_id,
+            FormVersion.status == "approved",
+            FormVersion.effective_from <= as_of,
+        )
+        .order_by(FormVersion.effective_from.desc(), FormVersion.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        raise FormInputError(
+            "form_id", f"様式「{form_id}」はありません（または {as_of.isoformat()} に使える版がありません）"
+        )
+    return ActiveForm(row.id, FormDefinition.model_validate(row.definition), row.template)
+
+
+def list_forms(session: Session, as_of: dt.date | None = None) -> list[ActiveForm]:
+    as_of = as_of or dt.datetime.now(JST).date()
+    ids = session.scalars(select(FormVersion.form_id).distinct().order_by(FormVersion.form_id))
+    out = []
+    for form_id in ids:
+        try:
+            out.append(active_form(session, form_id, as_of))
+        except FormInputError:
+            continue  # only future or draft versions exist
+    return out
+
+
+def _person(row: Resident) -> Person:
+    return Person(
+        name=row.name,
+        kana=row.kana,
+        birth=JapaneseDate.from_json(row.birth),
+        sex=row.sex,
+        relation=row.relation,
+        postal_code=row.postal_code,
+        address=row.address,
+        address_extra=row.address_extra,
+        atena_no=row.atena_no,
+        household_no=row.household_no,
+        former_surname=row.former_surname,
+    )
+
+
+def subject_for_resident(
+    session: Session,
+    config: TenantConfig,
+    resident_id: int,
+    *,
+    answers: dict[str, Any] | None = None,
+    event_date: dt.date | None = None,
+    event_name: str = "",
+) -> FormSubject:
+    resident = session.get(Resident, resident_id)
+    if resident is None:
+        raise FormInputError("resident_id", f"住民 {resident_id} は見つかりません")
+    members = list(
+        session.scalars(
+            select(Resident)
+            .where(Resident.household_no == resident.household_no, Resident.status == "住民")
+            .order_by(Resident.household_order, Resident.id)
+        )
+    ) or [resident]
+    head = next((m for m in members if m.relation == "世帯主"), members[0])
+    office = config.tenant.offices[0]
+    return FormSubject(
+        tenant_name=config.tenant.name,
+        tenant_code=config.tenant.code,
+        office_name=office.name,
+        office_address=office.address,
+        resident=_person(resident),
+        head=_person(head),
+        members=[_person(m) for m in members],
+        answers=answers or {},
+        event_date=event_date,
+        event_name=event_name,
+    )
+
+
+def subject_for_household(config: TenantConfig, household: Any, **kwargs: Any) -> FormSubject:
+    """A household described in the request (a family moving in is not in the records yet)."""
+    if not isinstance(household, list) or not household:
+        raise FormInputError("household", "世帯員を1人以上指定してください")
+    people = []
+    for i, item in enumerate(household):
+        if not isinstance(item, dict) or not str(item.get("name", "")).strip():
+            raise FormInputError(f"household[{i}].name", f"{i + 1}人目の氏名がありません")
+        try:
+            birth = parse(str(item["birth"])) if item.get("birth") else None
+        except DateError as exc:
+            raise FormInputError(
+                f"household[{i}].birth", f"{item['name']}さんの生年月日: {exc.reason}"
+            ) from exc
+        people.append(
+            Person(
+                name=str(item["name"]),
+                kana=item.get("kana"),
+                birth=birth,
+                sex=int(item.get("sex", 9)),
+                relation=str(item.get("relation", "")),
+                postal_code=item.get("postal_code"),
+                address=str(item.get("address", "")),
+                address_extra=item.get("address_extra"),
+            )
+        )
+    office = config.tenant.offices[0]
+    return FormSubject(
+        tenant_name=config.tenant.name,
+        tenant_code=config.tenant.code,
+        office_name=office.name,
+        office_address=office.address,
+        resident=people[0],
+        head=next((p for p in people if p.relation == "世帯主"), people[0]),
+        members=people,
+        **kwargs,
+    )
+
+
+def prepare(
+    session: Session, form_id: str, subject: FormSubject, corrections: dict[str, Any] | None
+) -> tuple[ActiveForm, FilledForm]:
+    form = active_form(session, form_id)
+    unknown = sorted(set(corrections or {}) - {f.id for f in form.definition.fields})
+    if unknown:
+        raise FormInputError(f"values.{unknown[0]}", f"項目「{unknown[0]}」はこの様式にありません")
+    return form, fill(form.definition, subject, corrections)
+
+
+def print_form(
+    session: Session,
+    config: TenantConfig,
+    form_id: str,
+    subject: FormSubject,
+    corrections: dict[str, Any] | None = None,
+    resident_id: int | None = None,
+    signature_png: bytes | None = None,
+) -> tuple[FilledForm, bytes]:
+    """The PDF of a filled form (preview or print); printing resident data is audit-logged."""
+    form, filled = prepare(session, form_id, subject, corrections)
+    pdf = render_pdf(
+        filled, tenant_name=config.tenant.name, template=form.template, signature_png=signature_png
+    )
+    if resident_id is not None:
+        record(
+            session,
+            "form.printed",
+            subject_type="resident",
+            subject_id=resident_id,
+            details={"form": form_id, "version": form.definition.version},
+        )
+    return filled, pdf
+
+
+def submit(
+    session: Session,
+    tenant: TenantRecord,
+    config: TenantConfig,
+    form_id: str,
+    subject: FormSubject,
+    *,
+    created_by: str,
+    corrections: dict[str, Any] | None = None,
+    resident_id: int | None = None,
+    case_ref: str | None = None,
+    signature_png: bytes | None = None,
+) -> Application:
+    """Record an application: the values as printed, the version, the PDF in object storage."""
+    form, filled = prepare(session, form_id, subject, corrections)
+    if not filled.ok:
+        raise FormInputError("values", "入力に誤りがあります", filled.problems)
+    pdf = render_pdf(
+        filled, tenant_name=config.tenant.name, template=form.template, signature_png=signature_png
+    )
+    application = Application(
+        form_id=form_id,
+        form_version_id=form.row_id,
+        form_version=form.definition.version,
+        resident_id=resident_id,
+        case_ref=case_ref,
+        data={"values": filled.values, "tables": filled.tables},
+        created_by=created_by,
+        pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+    )
+    session.add(application)
+    session.flush()
+    application.pdf_key = storage.tenant_key(tenant.id, "applications", f"{application.id}.pdf")
+    storage.put(application.pdf_key, pdf, "application/pdf")
+    if signature_png is not None:
+        application.signature_key = storage.tenant_key(tenant.id, "signatures", f"{application.id}.png")
+        storage.put(application.signature_key, signature_png, "image/png")
+    record(
+        session,
+        "application.submitted",
+        subject_type="resident" if resident_id else "application",
+        subject_id=resident_id or application.id,
+        details={"application": application.id, "form": form_id, "version": form.definition.version},
+    )
+    return application
+
+
+def accept(session: Session, application_id: int, accepted_by: str) -> Application:
+    """受理: the application may now leave by the back linkage."""
+    application = session.get(Application, application_id)
+    if application is None:
+        raise FormInputError("application_id", f"申請 {application_id} は見つかりません")
+    if application.status != "submitted":
+        raise FormInputError(
+            "application_id", f"申請 {application_id} は受理できる状態ではありません（{application.status}）"
+        )
+    application.status = "accepted"
+    application.accepted_at = dt.datetime.now(dt.UTC)
+    application.accepted_by = accepted_by
+    record(session, "application.accepted", subject_type="application", subject_id=application_id)
+    return application
+
+
+RELATIONS = ("本人", "同一世帯", "代理人")
+
+
+def request_certificate(
+    session: Session,
+    config: TenantConfig,
+    *,
+    certificate: str,
+    requester_name: str,
+    requester_relation: str,
+    purpose: str,
+    copies: int,
+    proxy_document: bool = False,
+    subject_resident_id: int | None = None,
+    application_id: int | None = None,
+) -> CertificateRequest:
+    """証明書交付請求 with the fee from the tenant's fee table."""
+    if certificate not in config.fees.fees:
+        known = "、".join(config.fees.fees) or "（手数料表が未設定です）"
+        raise FormInputError("certificate", f"証明書「{certificate}」は手数料表にありません（{known}）")
+    if requester_relation not in RELATIONS:
+        raise FormInputError(
+            "requester_relation", "請求者と対象者の関係は 本人・同一世帯・代理人 のいずれかです"
+        )
+    if requester_relation == "代理人" and not proxy_document:
+        raise FormInputError("proxy_document", "代理人の請求には委任状が必要です")
+    if not 1 <= copies <= 99:
+        raise FormInputError("copies", "通数は1〜99で指定してください")
+    if not requester_name.strip():
+        raise FormInputError("requester_name", "請求者の氏名を入力してください")
+    if not purpose.strip():
+        raise FormInputError("purpose", "使用目的を入力してください")
+    if subject_resident_id is not None and session.get(Resident, subject_resident_id) is None:
+        raise FormInputError("subject_resident_id", f"住民 {subject_resident_id} は見つかりません")
+    unit = config.fees.fees[certificate]
+    request = CertificateRequest(
+        application_id=application_id,
+        certificate=certificate,
+        subject_resident_id=subject_resident_id,
+        requester_name=requester_name.strip(),
+        requester_relation=requester_relation,
+        proxy_document=proxy_document,
+        purpose=purpose.strip(),
+        copies=copies,
+        unit_fee=unit,
+        total_fee=unit * copies,
+    )
+    session.add(request)
+    session.flush()
+    record(
+        session,
+        "certificate.requested",
+        subject_type="resident" if subject_resident_id else "certificate_request",
+        subject_id=subject_resident_id or request.id,
+        purpose=purpose.strip()[:100],
+        details={"certificate": certificate, "copies": copies, "relation": requester_relation},
+    )
+    return request
