@@ -9,6 +9,7 @@ import click
 from app.audit.service import actor_var
 from app.cliutil import cli_actor
 from app.config import get_settings
+from app.forms.cli import forms
 from app.guidance.cli import guidance
 from app.identity.cli import users
 from app.jobs.cli import worker
@@ -27,7 +28,7 @@ def main() -> None:
     actor_var.set(cli_actor())
 
 
-for _group in (tenants, calendar, users, demo, worker, linkage, residents, guidance):
+for _group in (tenants, calendar, users, demo, worker, linkage, residents, guidance, forms):
     main.add_command(_group)
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def _load_services_env() -> None:
     os.environ["MADOGUCHI_TENANT_CACHE_SECONDS"] = "0"
     os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")
     os.environ["MADOGUCHI_TENANTS_DIR"] = str(ROOT / "tenants")
+    os.environ["MADOGUCHI_DOCUMENTS_BUCKET"] = "madoguchi-test-documents"
 
 
 _load_services_env()
@@ -90,7 +91,7 @@ def db(provisioned: dict[str, TenantRecord]) -> Iterator[None]:
         db_session.end_test_isolation()
 
 
-PROVISIONED_TABLES = {"catalogue_versions"}  # written by tenants sync, not by the tests
+PROVISIONED_TABLES = {"catalogue_versions", "form_versions"}  # written by tenants sync, not by tests
 
 
 def truncate_tenant_tables(tenants: dict[str, TenantRecord]) -> None:
