@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.dates import JST
@@ -76,6 +76,12 @@ def check_template(source: str, field_ids: set[str]) -> list[TemplateProblem]:
     return problems
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    """Templates compiled once per process (keyed by their text, so an edited version recompiles)."""
+    return _environment().from_string(source)
+
+
 def render_html(
     filled: FilledForm,
     *,
@@ -85,10 +91,9 @@ def render_html(
     issued: dt.date | None = None,
 ) -> str:
     definition = filled.definition
-    env = _environment()
     source = template if template is not None else generic_template()
     signature = "data:image/png;base64," + base64.b64encode(signature_png).decode() if signature_png else None
-    return env.from_string(source).render(
+    return _compiled(source).render(
         form=definition,
         f=filled.values,
         t=filled.tables,
