@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.forms_support"]  # the forms tenant fixtures, for every forms test module
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,114 +23,23 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.audit import Actor
-from app.audit.service import actor_var
-from app.dates.japanese import parse
 from app.forms.backlink import export, safe_cell
-from app.forms.fill import FormSubject, Person
+from app.forms.fill import Person
 from app.forms.models import Application, Delivery, ExportBatch
 from app.forms.render import check_template
 from app.forms.service import FormInputError, accept, print_form, request_certificate, submit
 from app.linkage.config import OutboundTarget
-from app.tenancy.config import code_check_digit
 from app.tenancy.loader import TenantConfigError, load_tenant
-from app.tenancy.provisioning import deprovision, sync
-from app.tenancy.service import registry
-from tests.conftest import ROOT, login, make_staff, tenant_session, truncate_tenant_tables
-
-TENANT = "formtest"
-DATA = ROOT / "tests" / "data" / "forms"
-BUCKET = "formtest-outbound"
-IVS_NAME = "葛\U000e0102城\u3000花子"
-LONG_KATAGAKI = (
-    "御坊グランドハイツロイヤルスイート東棟ウエストウィング第三ブロック二十七階七千八百九十号室"  # 60 chars
+from tests.conftest import ROOT, login, make_staff, tenant_session
+from tests.forms_support import (
+    BUCKET,
+    LONG_KATAGAKI,
+    TENANT,
+    config,
+    family,
+    pdf_text,
+    tenant_files,
 )
-
-OUTBOUND = f"""
-outbound:
-  - name: juki-rpa
-    bucket: {BUCKET}
-    prefix: outbound/
-    forms: [juumin_idou]
-    rows: members
-    member_table: members
-    encoding: cp932
-    columns:
-      - {{name: 申請番号, value: application.id}}
-      - {{name: 行, value: row}}
-      - {{name: 届出人, value: field.applicant_name}}
-      - {{name: 電話, value: field.phone}}
-      - {{name: 氏名, value: member.name}}
-      - {{name: 生年月日, value: member.birth}}
-      - {{name: 区分, value: "const:転入"}}
-"""
-
-
-def tenant_files(tmp: Path) -> Path:
-    root = tmp / "tenants"
-    shutil.copytree(ROOT / "tenants" / "_defaults", root / "_defaults")
-    shutil.copytree(ROOT / "tenants" / "gobo", root / TENANT)
-    folder = root / TENANT
-    text = (folder / "tenant.yaml").read_text(encoding="utf-8")
-    code = "99020" + str(code_check_digit("99020"))
-    (folder / "tenant.yaml").write_text(
-        text.replace("id: gobo", f"id: {TENANT}").replace('code: "302058"', f'code: "{code}"'),
-        encoding="utf-8",
-    )
-    for name in ("guidance.yaml", "procedures.yaml"):
-        (folder / name).unlink(missing_ok=True)
-    shutil.rmtree(folder / "forms", ignore_errors=True)
-    shutil.copytree(DATA, folder / "forms")
-    (folder / "fees.yaml").write_text(
-        "fees: {住民票の写し: 300, 印鑑登録証明書: 300, 戸籍全部事項証明書: 450}\n", encoding="utf-8"
-    )
-    linkage = folder / "linkage.yaml"
-    linkage.write_text(linkage.read_text(encoding="utf-8") + OUTBOUND, encoding="utf-8")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def form_tenant(tmp_path_factory: pytest.TempPathFactory, provisioned: object) -> Iterator[Path]:
-    folder = tenant_files(tmp_path_factory.mktemp("forms"))
-    sync({TENANT: load_tenant(folder).config})
-    yield folder
-    deprovision([TENANT])
-
-
-@pytest.fixture
-def clean(form_tenant: Path) -> Iterator[None]:
-    record = registry.get(TENANT)
-    assert record is not None
-    truncate_tenant_tables({TENANT: record})
-    token = actor_var.set(Actor("staff", "7", "窓口 七郎", "counter-7"))
-    yield
-    actor_var.reset(token)
-    truncate_tenant_tables({TENANT: record})
-
-
-def family() -> FormSubject:
-    people = [
-        Person("𠮷田\u3000太郎", "ヨシダ タロウ", parse("1980-01-02"), 1, "世帯主", "644-0001", "和歌山県御坊市御坊100番地", LONG_KATAGAKI),
-        Person("髙橋\u3000﨑子", "タカハシ サキコ", parse("昭和50年 月日不詳"), 2, "妻"),
-        Person(IVS_NAME, None, parse("2019-05-01"), 2, "子"),
-    ]  # fmt: skip
-    return FormSubject(
-        "御坊市", "302058", resident=people[0], head=people[0], members=people, event_name="転入"
-    )
-
-
-def pdf_text(pdf: bytes, tmp_path: Path, *args: str) -> str:
-    path = tmp_path / f"{uuid.uuid4().hex}.pdf"
-    path.write_bytes(pdf)
-    return subprocess.run(
-        ["pdftotext", *args, str(path), "-"], capture_output=True, text=True, check=True
-    ).stdout
-
-
-def config():  # type: ignore[no-untyped-def]
-    record = registry.get(TENANT)
-    assert record is not None
-    return record, registry.config(record)
-
 
 # --- printing -------------------------------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from flask import Response, abort
@@ -11,14 +9,13 @@ from flask_smorest import abort as api_abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from app import storage
 from app.api import tenant_api
-from app.audit import record
 from app.audit.service import actor_var
 from app.forms import service
 from app.forms.fill import FormSubject
-from app.forms.models import Application, Delivery, ExportBatch
+from app.forms.models import Application, ExportBatch
 from app.forms.service import FormInputError
+from app.forms.signature import SignatureError, decode_signature
 from app.tenancy.context import current_tenant, tenant_config, tenant_db
 
 
@@ -65,6 +62,7 @@ class ApplicationSchema(Schema):
     values = fields.Dict()
     created_at = fields.DateTime()
     accepted_at = fields.DateTime(allow_none=True)
+    signed = fields.Boolean(metadata={"description": "署名が添付されている"})
     delivered_to = fields.List(fields.Dict(), metadata={"description": "後方連携の送付先と状態"})
 
 
@@ -145,13 +143,7 @@ def fill_form(args: dict[str, Any], form_id: str) -> dict[str, Any]:
     except FormInputError as exc:
         _fail(exc)
     if args["resident_id"] is not None:
-        record(
-            tenant_db(),
-            "form.filled",
-            subject_type="resident",
-            subject_id=args["resident_id"],
-            details={"form": form_id},
-        )
+        service.record_fill(tenant_db(), form_id, args["resident_id"])
         tenant_db().commit()
     return {"form_id": form_id, "version": form.definition.version, "values": filled.values,
             "tables": filled.tables, "problems": filled.problems}  # fmt: skip
@@ -174,16 +166,11 @@ def preview_form(args: dict[str, Any], form_id: str) -> Response:
     )
 
 
+def _as_data_url(value: str) -> str:
+    return value if value.startswith("data:") else "data:image/png;base64," + value
+
+
 def _application_json(application: Application) -> dict[str, Any]:
-    deliveries = (
-        tenant_db()
-        .execute(
-            select(Delivery.target, ExportBatch.status, ExportBatch.delivered_at, ExportBatch.id)
-            .join(ExportBatch, ExportBatch.id == Delivery.export_batch_id)
-            .where(Delivery.application_id == application.id)
-        )
-        .all()
-    )
     return {
         "id": application.id,
         "form_id": application.form_id,
@@ -194,9 +181,8 @@ def _application_json(application: Application) -> dict[str, Any]:
         "values": application.data.get("values", {}),
         "created_at": application.created_at,
         "accepted_at": application.accepted_at,
-        "delivered_to": [
-            {"target": t, "status": s, "delivered_at": d, "batch": b} for t, s, d, b in deliveries
-        ],
+        "signed": application.signature_key is not None,
+        "delivered_to": service.deliveries_of(tenant_db(), application.id),
     }
 
 
@@ -208,19 +194,9 @@ def submit_application(args: dict[str, Any]) -> dict[str, Any]:
     signature = None
     if args["signature_png"]:
         try:
-            signature = base64.b64decode(args["signature_png"].split(",", 1)[-1], validate=True)
-        except (binascii.Error, ValueError):
-            api_abort(
-                422,
-                message="署名の画像が読めません",
-                errors={"json": {"signature_png": ["PNG を base64 で送ってください"]}},
-            )
-        if signature is None or not signature.startswith(b"\x89PNG"):
-            api_abort(
-                422,
-                message="署名の画像は PNG にしてください",
-                errors={"json": {"signature_png": ["PNG ではありません"]}},
-            )
+            signature = decode_signature(_as_data_url(args["signature_png"]))
+        except SignatureError as exc:
+            api_abort(422, message=str(exc), errors={"json": {"signature_png": [str(exc)]}})
     actor = actor_var.get()
     try:
         application = service.submit(
@@ -263,12 +239,36 @@ def accept_application(application_id: int) -> dict[str, Any]:
 @tenant_api.response(200, content_type="application/pdf")
 def application_pdf(application_id: int) -> Response:
     """申請時に印刷した PDF"""
-    application = tenant_db().get(Application, application_id)
-    if application is None or not application.pdf_key:
+    try:
+        pdf = service.application_document(tenant_db(), application_id)
+    except FormInputError:
         abort(404)
-    record(tenant_db(), "application.pdf_viewed", subject_type="application", subject_id=application_id)
     tenant_db().commit()
-    return Response(storage.get(application.pdf_key), mimetype="application/pdf")
+    return Response(pdf, mimetype="application/pdf")
+
+
+class SignatureSchema(Schema):
+    signature_png = fields.String(
+        required=True, metadata={"description": "ペンタブレットの署名（PNG, data URL または base64）"}
+    )
+
+
+@tenant_api.route("/applications/<int:application_id>/signature", methods=["POST"])
+@tenant_api.arguments(SignatureSchema)
+@tenant_api.response(200, ApplicationSchema)
+def sign_application(args: dict[str, Any], application_id: int) -> dict[str, Any]:
+    """署名を添付（PDF を署名入りで作り直す）"""
+    if tenant_db().get(Application, application_id) is None:
+        abort(404)
+    try:
+        signature = decode_signature(_as_data_url(args["signature_png"]))
+        application = service.sign(tenant_db(), current_tenant(), tenant_config(), application_id, signature)
+    except SignatureError as exc:
+        api_abort(422, message=str(exc), errors={"json": {"signature_png": [str(exc)]}})
+    except FormInputError as exc:
+        _fail(exc)
+    tenant_db().commit()
+    return _application_json(application)
 
 
 @tenant_api.route("/certificate-requests", methods=["POST"])

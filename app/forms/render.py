@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.dates import JST
@@ -39,6 +39,40 @@ def generic_template() -> str:
     return (TEMPLATES / "generic.html").read_text(encoding="utf-8")
 
 
+# What a template may read (render_html passes exactly these), plus Jinja's own globals.
+TEMPLATE_NAMES = (
+    "f",
+    "t",
+    "form",
+    "labels",
+    "fields",
+    "tables",
+    "sections",
+    "tenant_name",
+    "issued",
+    "signature",
+)
+CONTEXT_NAMES = frozenset(TEMPLATE_NAMES) | {
+    "range",
+    "dict",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "namespace",
+    "loop",
+}
+
+
+def template_line(exc: BaseException) -> int | None:
+    """The template line a rendering error happened on (Jinja rewrites tracebacks to ``<template>``)."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 @dataclass(frozen=True)
 class TemplateProblem:
     line: int | None
@@ -56,6 +90,11 @@ def check_template(source: str, field_ids: set[str]) -> list[TemplateProblem]:
     except TemplateSyntaxError as exc:
         return [TemplateProblem(exc.lineno, f"テンプレートの構文エラー: {exc.message}")]
     problems = []
+    for name in sorted(meta.find_undeclared_variables(tree) - CONTEXT_NAMES):
+        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), None)
+        problems.append(
+            TemplateProblem(line, f"「{name}」は使えない名前です（使える名前: {'、'.join(TEMPLATE_NAMES)}）")
+        )
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         target = getattr(node, "node", None)
         if not (isinstance(target, nodes.Name) and target.name in ("f", "t")):

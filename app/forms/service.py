@@ -21,7 +21,7 @@ from app.dates.japanese import DateError, JapaneseDate, parse
 from app.forms.definition import FormDefinition
 from app.forms.fill import FilledForm, FormSubject, Person, fill
 from app.forms.loader import FormSource
-from app.forms.models import Application, CertificateRequest, FormVersion
+from app.forms.models import Application, CertificateRequest, Delivery, ExportBatch, FormVersion
 from app.forms.render import render_pdf
 from app.residents.models import Resident
 from app.tenancy.config import TenantConfig
@@ -327,3 +327,133 @@ def request_certificate(
         details={"certificate": certificate, "copies": copies, "relation": requester_relation},
     )
     return request
+
+
+def stored_form(session: Session, application: Application) -> tuple[FormDefinition, str | None]:
+    """The definition and template of the version the application was printed with."""
+    version = session.get(FormVersion, application.form_version_id)
+    if version is None:  # versions are never deleted; a missing one is a broken database
+        raise LookupError(f"form version {application.form_version_id} is missing")
+    return FormDefinition.model_validate(version.definition), version.template
+
+
+def application_document(session: Session, application_id: int, *, purpose: str | None = None) -> bytes:
+    """The application's PDF as it was filed (reading it is audit-logged)."""
+    application = session.get(Application, application_id)
+    if application is None or application.pdf_key is None:
+        raise FormInputError("application_id", f"申請 {application_id} は見つかりません")
+    pdf = storage.get(application.pdf_key)
+    record(
+        session,
+        "application.pdf_read",
+        subject_type="resident" if application.resident_id else "application",
+        subject_id=application.resident_id or application.id,
+        purpose=purpose,
+        details={"application": application.id, "form": application.form_id},
+    )
+    return pdf
+
+
+def sign(
+    session: Session, tenant: TenantRecord, config: TenantConfig, application_id: int, signature_png: bytes
+) -> Application:
+    """Attach the visitor's signature: stored as an image, and the PDF is printed again with it.
+
+    Only a submitted, unsigned application can be signed, so an accepted record never changes.
+    """
+    application = session.get(Application, application_id)
+    if application is None:
+        raise FormInputError("application_id", f"申請 {application_id} は見つかりません")
+    if application.status != "submitted":
+        raise FormInputError("application_id", "受理済み・取下げ済みの申請には署名できません")
+    if application.signature_key is not None:
+        raise FormInputError("application_id", "この申請は署名済みです")
+    definition, template = stored_form(session, application)
+    if not definition.signature:
+        raise FormInputError("application_id", "この様式には署名欄がありません")
+    filled = FilledForm(
+        definition, dict(application.data.get("values", {})), dict(application.data.get("tables", {})), {}
+    )
+    pdf = render_pdf(
+        filled,
+        tenant_name=config.tenant.name,
+        template=template,
+        signature_png=signature_png,
+        issued=application.created_at.astimezone(JST).date(),  # the date it was filed, not re-printed
+    )
+    application.signature_key = storage.tenant_key(tenant.id, "signatures", f"{application.id}.png")
+    storage.put(application.signature_key, signature_png, "image/png")
+    application.pdf_key = storage.tenant_key(tenant.id, "applications", f"{application.id}-signed.pdf")
+    storage.put(application.pdf_key, pdf, "application/pdf")
+    application.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
+    record(
+        session,
+        "application.signed",
+        subject_type="resident" if application.resident_id else "application",
+        subject_id=application.resident_id or application.id,
+        details={"application": application.id, "form": application.form_id},
+    )
+    return application
+
+
+def deliveries_of(session: Session, application_id: int) -> list[dict[str, Any]]:
+    """Where the application went by the back linkage (送付先, 状態, 日時, ファイル)."""
+    rows = session.execute(
+        select(Delivery.target, ExportBatch.status, ExportBatch.delivered_at, ExportBatch.id)
+        .join(ExportBatch, ExportBatch.id == Delivery.export_batch_id)
+        .where(Delivery.application_id == application_id)
+        .order_by(Delivery.target)
+    ).all()
+    return [{"target": t, "status": s, "delivered_at": d, "batch": b} for t, s, d, b in rows]
+
+
+def record_fill(session: Session, form_id: str, resident_id: int) -> None:
+    """Opening a form filled from a resident's record is a read of personal data."""
+    record(session, "form.filled", subject_type="resident", subject_id=resident_id, details={"form": form_id})
+
+
+def record_application_view(session: Session, application: Application) -> None:
+    record(
+        session,
+        "application.viewed",
+        subject_type="resident" if application.resident_id else "application",
+        subject_id=application.resident_id or application.id,
+        details={"application": application.id, "form": application.form_id},
+    )
+
+
+def list_applications(
+    session: Session, *, status: str | None = None, limit: int = 200
+) -> list[tuple[Application, str | None]]:
+    """The newest applications with the resident's name (listing them is audit-logged)."""
+    query = (
+        select(Application, Resident.name)
+        .outerjoin(Resident, Resident.id == Application.resident_id)
+        .order_by(Application.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(Application.status == status)
+    rows: list[tuple[Application, str | None]] = [(a, name) for a, name in session.execute(query).all()]
+    record(session, "applications.listed", details={"status": status, "rows": len(rows)})
+    return rows
+
+
+def awaiting_signature(session: Session, since: dt.datetime) -> list[Application]:
+    """Filed since ``since``, not yet accepted, without a signature, on a form with a signature box."""
+    rows = session.scalars(
+        select(Application)
+        .where(
+            Application.status == "submitted",
+            Application.signature_key.is_(None),
+            Application.created_at >= since,
+        )
+        .order_by(Application.id.desc())
+        .limit(50)
+    )
+    out = []
+    for application in rows:
+        definition, _ = stored_form(session, application)
+        if definition.signature:
+            out.append(application)
+    return out

@@ -8,6 +8,8 @@ IPAexゴシック/明朝 (Debian fonts-ipamj-mincho, fonts-ipaexfont).
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -67,3 +69,27 @@ def templates(directory: str) -> Environment:
 def render_template_pdf(directory: Path, name: str, **context: Any) -> bytes:
     html = templates(str(directory)).get_template(name).render(**context)
     return renderer().render(html)
+
+
+class PageImageError(RuntimeError):
+    """pdftoppm could not rasterise the PDF."""
+
+
+def page_images(pdf: bytes, *, dpi: int = 60, first: int = 1, last: int | None = None) -> list[bytes]:
+    """PNG images of the PDF's pages (poppler's pdftoppm): thumbnails and the signer's view.
+
+    Rasterising in a subprocess keeps a malformed PDF from taking the worker down with it.
+    """
+    with tempfile.TemporaryDirectory(prefix="madoguchi-pages-") as work:
+        source = Path(work) / "in.pdf"
+        source.write_bytes(pdf)
+        args = ["pdftoppm", "-png", "-r", str(dpi), "-f", str(first)]
+        if last is not None:
+            args += ["-l", str(last)]
+        try:
+            subprocess.run(  # noqa: S603 - fixed program, arguments we built
+                [*args, str(source), str(Path(work) / "page")], check=True, capture_output=True, timeout=60
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            raise PageImageError(str(exc)) from exc
+        return [p.read_bytes() for p in sorted(Path(work).glob("page-*.png"))]

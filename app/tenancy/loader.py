@@ -103,7 +103,11 @@ class _Source:
 
 
 def _read_yaml(path: Path, display: str) -> _Source:
-    text = path.read_text(encoding="utf-8")
+    return read_yaml_text(path.read_text(encoding="utf-8"), display, path)
+
+
+def read_yaml_text(text: str, display: str, path: Path | None = None) -> _Source:
+    """Parse YAML as tenant files are parsed (duplicate keys refused, dates kept as written)."""
     try:
         node = yaml.compose(text, Loader=_UniqueKeyLoader)
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
@@ -111,10 +115,10 @@ def _read_yaml(path: Path, display: str) -> _Source:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise TenantConfigError([ConfigIssue(display, "", f"invalid YAML: {exc}", line)]) from exc
-    return _Source(path, display, {} if data is None else data, node)
+    return _Source(path or Path(display), display, {} if data is None else data, node)
 
 
-def _line_of(node: yaml.Node | None, path: tuple[str | int, ...]) -> int | None:
+def line_of(node: yaml.Node | None, path: tuple[str | int, ...]) -> int | None:
     line = None
     for part in path:
         if isinstance(node, yaml.MappingNode):
@@ -174,7 +178,7 @@ def _issues_from(exc: ValidationError, sources: list[_Source]) -> list[ConfigIss
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        issues.append(ConfigIssue(src.display, _format_path(loc), message, _line_of(src.node, probe)))
+        issues.append(ConfigIssue(src.display, _format_path(loc), message, line_of(src.node, probe)))
     return issues
 
 
@@ -223,7 +227,7 @@ def load_tenant(directory: Path, root: Path | None = None) -> LoadedTenant:
                     src.display,
                     "id",
                     f"must equal the folder name {directory.name!r}",
-                    _line_of(src.node, ("id",)),
+                    line_of(src.node, ("id",)),
                 )
             ]
         )
@@ -235,7 +239,7 @@ def load_tenant(directory: Path, root: Path | None = None) -> LoadedTenant:
             probe = loc
             while probe and not _has_path(source.data, probe):
                 probe = probe[:-1]
-            line = _line_of(source.node, probe)
+            line = line_of(source.node, probe)
         catalogue_issues.append(ConfigIssue(_display(path, root), _format_path(loc), message, line))
 
     def read(path: Path) -> _Source:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response
 
+from app.dates import JST
 from app.identity.context import current_principal
 from app.tenancy.context import enter_tenant, is_public
 
@@ -40,8 +42,22 @@ def _guard() -> Response | None:
     return None
 
 
-def register(app: Flask) -> None:
-    from app.web import auth, guidance, linkage, pages, residents  # noqa: F401  (views register on the blueprints)
+def jst(value: dt.datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored (UTC) timestamp as the counter reads it: Japan time."""
+    return "" if value is None else value.astimezone(JST).strftime(pattern)
 
+
+def register(app: Flask) -> None:
+    from app.web import (  # noqa: F401  (views register on the blueprints)
+        admin_forms,
+        auth,
+        forms,
+        guidance,
+        linkage,
+        pages,
+        residents,
+    )
+
+    app.add_template_filter(jst, "jst")
     app.register_blueprint(root_web)
     app.register_blueprint(tenant_web)
