@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import app.audit.models
+import app.counter.models
 import app.forms.models
 import app.guidance.models
 import app.identity.models
