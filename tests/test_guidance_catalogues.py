@@ -199,6 +199,10 @@ def test_death_of_the_household_head_in_osaka_with_a_surviving_spouse() -> None:
     assert entry(result, "setainushi_henko_shibou").status == "not_needed"
     assert entry(result, "setainushi_henko_shibou").reason.startswith("該当しません")
     # 喪失 and 葬祭費 come from the deceased's 資格 in the records, not from a question; the spouse keeps hers.
+    assert (
+        entry(result, "kokuho_soushitsu", "大阪太郎").reason
+        == "大阪太郎（72歳）: 国保に加入していた方が亡くなりました"
+    )
     assert entry(result, "kokuho_soushitsu", "大阪花子").status == "not_needed"
     assert entry(result, "kaigo_soushitsu", "大阪花子").status == "not_needed"
     assert (
@@ -432,6 +436,12 @@ def test_divorce_in_osaka_leaves_a_single_mother_with_two_children() -> None:
         ("jidou_fuyou", None),
     ]
     assert entry(result, "jidou_teate_nintei").reason == "18歳以下の子 2人（8歳・4歳）"
+    assert entry(result, "nenkin_1gou", "北村由美").reason == (
+        "北村由美（35歳）: 離婚で第3号被保険者（配偶者の扶養）から外れます"
+    )
+    assert entry(result, "kokuho_kanyu", "北村結衣").reason == (
+        "北村結衣（4歳）: 扶養から外れ、勤務先の健康保険に加入しない75歳未満の方です"
+    )
     assert entry(result, "konshi_zokushou").status == "not_needed"
     assert (
         "前の健康保険の資格喪失証明書（離婚で扶養から外れた場合）"
