@@ -209,7 +209,8 @@ def test_death_of_the_household_head_in_osaka_with_a_surviving_spouse() -> None:
         entry(result, "kokuho_sousaihi", "大阪太郎").reason
         == "大阪太郎さんは国保に加入していました（葬儀を行った方に葬祭費5万円）"
     )
-    assert entry(result, "shibou_todoke").deadline == DAY + dt.timedelta(days=7)
+    # 戸籍法43条: the day of death counts, so 7日以内 ends on the 7th day counting it.
+    assert entry(result, "shibou_todoke").deadline == DAY + dt.timedelta(days=6)
     assert entry(result, "kokuho_setainushi_shibou").reason == "国保に加入している世帯員 1人（大阪花子）"
     counters = {d[0]: d[1] for d in result.by_department()}
     assert counters["市税事務所（固定資産税・軽自動車税）"].startswith("梅田市税事務所")
@@ -262,6 +263,7 @@ def test_birth_in_yamaguchi_to_parents_in_national_health_insurance() -> None:
     assert result.open_questions == []
     assert entry(result, "jidou_teate_nintei").reason == "18歳以下の子 1人（0歳）"
     assert entry(result, "jidou_teate_nintei").deadline == born + dt.timedelta(days=15)
+    assert entry(result, "shussei_todoke").deadline == dt.date(2026, 6, 10)  # 生まれた日を含めて14日
     assert entry(result, "shussan_ichijikin").reason == "国保に加入している母（山口花子）の出産"
     assert entry(result, "shussei_todoke").forms == []  # 戸籍届: guidance only in Yamaguchi's scope
     assert entry(result, "kokuho_kanyu", "山口太郎").status == "not_needed"  # already in 国保
