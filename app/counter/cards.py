@@ -199,32 +199,45 @@ class Match:
 
 
 def match(session: Session, config: TenantConfig, read: CardRead) -> list[Match]:
-    """Residents the card may belong to: the same birth date, then name and address compared.
+    """Residents the card may belong to (see ``match_person``)."""
+    return match_person(session, config, read.name, read.birth, read.address, read.sex, read.outside_jis0208)
+
+
+def match_person(
+    session: Session,
+    config: TenantConfig,
+    name: str,
+    birth: dt.date | None,
+    address: str,
+    sex: str = "9",
+    outside_jis0208: bool = False,
+) -> list[Match]:
+    """Residents a person may be: the same birth date, then name and address compared.
 
     一致 needs name, birth date and address; anything less is a 候補 with what differs, for the clerk
     to decide (a family moving in has another address; a name outside JIS X 0208 may be stored
     with a substitute character).
     """
-    if read.birth is None:
+    if birth is None:
         return []
     variants = variant_key(config.residents.name_variants)
     ident = config.tenant
-    card_name = normalize_name(read.name, variants)
-    card_address = normalize_address(read.address, (ident.prefecture, ident.name))
+    wanted_name = normalize_name(name, variants)
+    wanted_address = normalize_address(address, (ident.prefecture, ident.name))
     rows = session.scalars(
-        select(Resident).where(Resident.birth_date == read.birth, Resident.status == "住民").limit(200)
+        select(Resident).where(Resident.birth_date == birth, Resident.status == "住民").limit(200)
     )
     out = []
     for resident in rows:
-        same_name = resident.name_search == card_name
-        same_address = bool(resident.address_search) and card_address.startswith(resident.address_search)
-        same_sex = read.sex == "9" or str(resident.sex) == read.sex
+        same_name = resident.name_search == wanted_name
+        same_address = bool(resident.address_search) and wanted_address.startswith(resident.address_search)
+        same_sex = sex == "9" or str(resident.sex) == sex
         if not (same_name or same_address):
             continue
         reasons = []
         if not same_name:
             reasons.append(
-                "氏名が異なります" + ("（券面の文字が JIS 外の可能性）" if read.outside_jis0208 else "")
+                "氏名が異なります" + ("（券面の文字が JIS 外の可能性）" if outside_jis0208 else "")
             )
         if not same_address:
             reasons.append("住所が異なります（転入前・転居前の可能性）")

@@ -20,12 +20,14 @@ from sqlalchemy.orm import Session
 
 from app.audit import record
 from app.config import get_settings
+from app.counter.cards import match_person
 from app.counter.models import PreApplication
 from app.counter.service import CounterError, now
 from app.dates.japanese import DateError, parse
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.engine import AnswerError, coerce_answers
 from app.guidance.service import ActiveCatalogue
+from app.residents.models import Resident
 from app.residents.normalize import is_kana
 from app.tenancy.config import TenantConfig
 
@@ -162,3 +164,17 @@ def use(session: Session, pre: PreApplication, case_id: int) -> None:
         raise CounterError("qr", "この事前申請は別の案件で使われています")
     pre.case_id, pre.used_at = case_id, now()
     record(session, "preapplication.used", subject_type="case", subject_id=case_id, details={"pre": pre.id})
+
+
+def matching_resident(session: Session, config: TenantConfig, pre: PreApplication) -> Resident | None:
+    """The one resident the applicant certainly is (name, birth date and address all agree), if any."""
+    applicant = pre.applicant
+    try:
+        birth = parse(str(applicant.get("birth_input", ""))).gregorian
+    except DateError:
+        return None
+    matches = match_person(
+        session, config, str(applicant.get("name", "")), birth, str(applicant.get("address", ""))
+    )
+    exact = [m for m in matches if m.level == "一致"]
+    return exact[0].resident if len(exact) == 1 else None

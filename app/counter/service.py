@@ -19,6 +19,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.audit import record
 from app.counter.models import Case, CaseProcedure, Ticket
 from app.dates import JST
+from app.forms.fill import FormSubject
+from app.forms.service import FormInputError, subject_for_household, subject_for_resident
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.engine import Entry
 from app.guidance.service import GuidanceInputError, GuidanceResult, guide
@@ -646,3 +648,41 @@ def handling_figures(session: Session) -> list[HandlingFigures]:
             )
         )
     return out
+
+
+def recently_called(session: Session, office_id: str, limit: int = 8) -> list[Ticket]:
+    """What the hall display shows: today's most recent calls, newest first."""
+    return list(
+        session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.office_id == office_id,
+                Ticket.issued_on == service_day(),
+                Ticket.called_at.is_not(None),
+            )
+            .order_by(Ticket.called_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def visitor_names(session: Session, cases: list[Case]) -> dict[int, str]:
+    """Case id → the visitor's name, for queue lists (one query, not one per row)."""
+    return {c.id: c.visitor_name or "（未確認）" for c in cases}
+
+
+def form_subject(session: Session, config: TenantConfig, case: Case) -> FormSubject:
+    """What the case's forms are filled from: the resident's household or the one described by hand."""
+    extra: dict[str, Any] = {
+        "answers": case.answers,
+        "event_date": case.event_date,
+        "event_name": "・".join(EVENT_NAMES.get(e, e) for e in case.events),
+    }
+    try:
+        if case.resident_id is not None:
+            return subject_for_resident(session, config, case.resident_id, **extra)
+        if case.household:
+            return subject_for_household(config, case.household, **extra)
+    except FormInputError as exc:
+        raise CounterError(exc.field, str(exc)) from exc
+    raise CounterError("resident_id", "本人確認を先に行ってください")

@@ -457,3 +457,9 @@ def awaiting_signature(session: Session, since: dt.datetime) -> list[Application
         if definition.signature:
             out.append(application)
     return out
+
+
+def applications_of_case(session: Session, case_ref: str) -> list[Application]:
+    return list(
+        session.scalars(select(Application).where(Application.case_ref == case_ref).order_by(Application.id))
+    )

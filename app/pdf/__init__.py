@@ -48,6 +48,16 @@ class PdfRenderer:
         with self._lock:  # FontConfiguration is not meant to be shared across threads at once
             return HTML(string=html, base_url=base_url).write_pdf(stylesheets=sheets, font_config=self.fonts)  # type: ignore[no-any-return]
 
+    def render_many(self, htmls: list[str], extra_css: str | None = None) -> bytes:
+        """Several documents as one PDF (each keeps its own page numbering and layout)."""
+        sheets = [self.base]
+        if extra_css:
+            sheets.append(CSS(string=extra_css, font_config=self.fonts))
+        with self._lock:
+            documents = [HTML(string=h).render(stylesheets=sheets, font_config=self.fonts) for h in htmls]
+            pages = [page for document in documents for page in document.pages]
+            return documents[0].copy(pages).write_pdf()  # type: ignore[no-any-return]
+
 
 @lru_cache(maxsize=1)
 def renderer() -> PdfRenderer:
@@ -66,9 +76,8 @@ def templates(directory: str) -> Environment:
     )
 
 
-def render_template_pdf(directory: Path, name: str, **context: Any) -> bytes:
-    html = templates(str(directory)).get_template(name).render(**context)
-    return renderer().render(html)
+def render_template_html(directory: Path, name: str, **context: Any) -> str:
+    return templates(str(directory)).get_template(name).render(**context)
 
 
 class PageImageError(RuntimeError):

@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, abort, current_app, g, redirect, request, ur
 from werkzeug.wrappers import Response
 
 from app.dates import JST
+from app.dates.wareki import format_wareki
 from app.identity.context import current_principal
 from app.tenancy.context import enter_tenant, is_public
 
@@ -47,10 +48,19 @@ def jst(value: dt.datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
     return "" if value is None else value.astimezone(JST).strftime(pattern)
 
 
+def minutes_since(value: dt.datetime | None) -> int:
+    return 0 if value is None else int((dt.datetime.now(dt.UTC) - value).total_seconds() // 60)
+
+
+def wareki(value: dt.date | None) -> str:
+    return "" if value is None else format_wareki(value)
+
+
 def register(app: Flask) -> None:
     from app.web import (  # noqa: F401  (views register on the blueprints)
         admin_forms,
         auth,
+        counter,
         forms,
         guidance,
         linkage,
@@ -59,5 +69,7 @@ def register(app: Flask) -> None:
     )
 
     app.add_template_filter(jst, "jst")
+    app.add_template_filter(wareki, "wareki")
+    app.add_template_global(minutes_since, "minutes_since")
     app.register_blueprint(root_web)
     app.register_blueprint(tenant_web)

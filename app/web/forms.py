@@ -19,6 +19,7 @@ from app.audit.service import actor_var
 from app.dates import JST
 from app.forms import service
 from app.forms.definition import FormDefinition
+from app.forms.fill import FormSubject
 from app.forms.models import Application
 from app.forms.service import FormInputError
 from app.forms.signature import SignatureError, decode_signature
@@ -98,6 +99,22 @@ def resident_form(resident_id: int, form_id: str) -> str | Response:
         form = service.active_form(db, form_id)
     except FormInputError:
         abort(404)
+    return fill_page(form, subject, resident_id=resident_id, case_ref=request.values.get("case_ref") or None,
+                     back=url_for("web.resident_forms", resident_id=resident_id))  # fmt: skip
+
+
+def fill_page(
+    form: service.ActiveForm,
+    subject: FormSubject,
+    *,
+    resident_id: int | None,
+    case_ref: str | None,
+    back: str,
+) -> str | Response:
+    """The form screen (GET: as filled; POST: check, preview or file), for a resident or a case."""
+    db, config = tenant_db(), tenant_config()
+    form_id = form.definition.id
+    source = request.form if request.method == "POST" else request.args
     corrections = _corrections(form.definition, request.form) if request.method == "POST" else None
     action = request.form.get("action", "") if request.method == "POST" else ""
     error = None
@@ -113,8 +130,7 @@ def resident_form(resident_id: int, form_id: str) -> str | Response:
         try:
             application = service.submit(
                 db, current_tenant(), config, form_id, subject,
-                created_by=_actor_id(), corrections=corrections, resident_id=resident_id,
-                case_ref=request.form.get("case_ref") or None,
+                created_by=_actor_id(), corrections=corrections, resident_id=resident_id, case_ref=case_ref,
             )  # fmt: skip
         except FormInputError as exc:
             error = str(exc)
@@ -122,16 +138,17 @@ def resident_form(resident_id: int, form_id: str) -> str | Response:
             db.commit()
             return redirect(url_for("web.application_detail", application_id=application.id))  # type: ignore[return-value]
     _, filled = service.prepare(db, form_id, subject, corrections)
-    service.record_fill(db, form_id, resident_id)
+    if resident_id is not None:
+        service.record_fill(db, form_id, resident_id)
     db.commit()
     return render_template(
         "forms/fill.html",
-        resident_id=resident_id,
+        back=back,
         form=form.definition,
         filled=filled,
         show_problems=request.method == "POST",
         error=error,
-        carry=[(k, v) for k in source if k.startswith("q_") or k in ("event_date", "event_name")
+        carry=[(k, v) for k in source if k.startswith("q_") or k in ("event_date", "event_name", "case_ref")
                for v in source.getlist(k)],
     )  # fmt: skip
 

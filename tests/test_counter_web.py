@@ -1,0 +1,258 @@
+"""The counter in the staff UI (Flask client): tickets, a case from call to hand-over, department work,
+conflicts between two clerks, card reads, QR pre-applications, resume, and tenancy."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.audit import Actor
+from app.audit.service import actor_var
+from app.counter import cards, preapply
+from app.counter.models import Case, CaseProcedure, Ticket
+from app.guidance.service import active_catalogue
+from app.linkage.config import STANDARD
+from app.linkage.importer import import_local_file
+from app.residents.models import Resident
+from app.tenancy.service import registry
+from tests.conftest import csrf_token, login, make_staff, tenant_session
+from tests.linkage_files import person, write
+
+TENANT = "gobo"
+
+
+def clerk(app: Flask, tenant: str = TENANT) -> FlaskClient:
+    login_id = f"c{uuid.uuid4().hex[:8]}"
+    make_staff(tenant, login_id)
+    client = app.test_client()
+    login(client, tenant, login_id)
+    return client
+
+
+@pytest.fixture
+def family(committed: object, tmp_path: Path) -> int:
+    record = registry.get(TENANT)
+    assert record is not None
+    rows = [
+        person(1, 1, 氏名="御坊\u3000一郎", 氏名フリガナ="ゴボウ イチロウ", 生年月日="1980-04-02", 住所="和歌山県御坊市薗350番地"),
+        person(2, 1, 氏名="御坊\u3000花子", 氏名フリガナ="ゴボウ ハナコ", 続柄="妻", 世帯内順="2", 性別="2",
+               生年月日="1982-07-07", 住所="和歌山県御坊市薗350番地"),
+        person(3, 1, 氏名="御坊\u3000陽", 氏名フリガナ="ゴボウ ヒナタ", 続柄="子", 世帯内順="3", 生年月日="2021-05-01",
+               住所="和歌山県御坊市薗350番地"),
+    ]  # fmt: skip
+    outcome = import_local_file(record, write(tmp_path / "f.csv", rows, STANDARD.residents), actor=Actor("cli", "t"),
+                                standard_layout=True)  # fmt: skip
+    assert outcome.status == "applied"
+    with tenant_session(TENANT) as session:
+        return session.scalars(select(Resident.id).where(Resident.relation == "世帯主")).one()
+
+
+def post(client: FlaskClient, path: str, page: str, **data: str | list[str]) -> str:
+    """Post a form the way the browser does (CSRF token from the page it is on); the page after."""
+    response = client.post(path, data={"csrf_token": csrf_token(client, page), **data}, follow_redirects=True)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return response.get_data(as_text=True)
+
+
+def case_version(case_id: int) -> str:
+    with tenant_session(TENANT) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        return str(case.version)
+
+
+def open_case_from_ticket(client: FlaskClient) -> int:
+    post(client, f"/{TENANT}/reception", f"/{TENANT}/reception", counter="shimin")
+    response = client.post(
+        f"/{TENANT}/desk",
+        data={
+            "csrf_token": csrf_token(client, f"/{TENANT}/desk"),
+            "action": "call",
+            "counter": "shimin",
+            "desk": "3",
+        },
+    )
+    assert response.status_code == 302
+    match = re.search(r"/cases/(\d+)", response.headers["Location"])
+    assert match
+    return int(match.group(1))
+
+
+def test_reception_numbers_tickets_per_counter_and_day(app: Flask, committed: object) -> None:
+    client = clerk(app)
+    first = post(client, f"/{TENANT}/reception", f"/{TENANT}/reception", counter="shimin")
+    assert "A-001" in first
+    assert "A-002" in post(client, f"/{TENANT}/reception", f"/{TENANT}/reception", counter="shimin")
+    assert "B-001" in post(client, f"/{TENANT}/reception", f"/{TENANT}/reception", counter="hoken-nenkin")
+    desk = client.get(f"/{TENANT}/desk?counter=shimin").get_data(as_text=True)
+    assert "次の方を呼ぶ（2人お待ち）" in desk
+    refused = post(client, f"/{TENANT}/reception", f"/{TENANT}/reception", counter="nowhere")
+    assert "窓口「nowhere」は御坊市役所にありません" in refused
+
+
+def test_a_visit_from_ticket_to_department_completion(app: Flask, family: int) -> None:
+    client = clerk(app)
+    case_id = open_case_from_ticket(client)
+    page = client.get(f"/{TENANT}/cases/{case_id}").get_data(as_text=True)
+    assert "A-001" in page
+    assert "A-001" in client.get(f"/{TENANT}/display").get_data(as_text=True)
+
+    found = client.get(f"/{TENANT}/cases/{case_id}?kana=ゴボウ イチ").get_data(as_text=True)
+    assert "御坊\u3000一郎" in found
+    case_page = f"/{TENANT}/cases/{case_id}"
+    page = post(client, f"{case_page}/identify", case_page, by="search", resident_id=str(family),
+                version=case_version(case_id))  # fmt: skip
+    assert "御坊\u3000花子" in page  # the household is shown
+
+    page = post(client, f"{case_page}/events", case_page, events="tenkyo", event_date="2026-11-20",
+                version=case_version(case_id))  # fmt: skip
+    assert "必要な手続き" in page
+    with tenant_session(TENANT) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        assert (
+            case.catalogue_version_id == active_catalogue(session, case.created_at.date()).id
+        )  # the case keeps it
+    assert "市民課" in page
+
+    page = post(client, f"{case_page}/hand-over", case_page, version=case_version(case_id),
+                procedure=re.findall(r'name="procedure" value="([^"]+)"', page))  # fmt: skip
+    with tenant_session(TENANT) as session:
+        procedures = list(session.scalars(select(CaseProcedure).where(CaseProcedure.case_id == case_id)))
+    assert procedures
+    assert {p.status for p in procedures} == {"handed_over"}
+    departments = {p.department for p in procedures}
+    assert "回付済み（待ち）" in page
+
+    department_clerk = clerk(app)
+    overview = department_clerk.get(f"/{TENANT}/queues").get_data(as_text=True)
+    assert all(d in overview for d in departments)
+    for procedure in procedures:
+        queue = f"/{TENANT}/queues/{procedure.department}"
+        post(department_clerk, queue, queue, procedure_id=str(procedure.id), version=str(procedure.version),
+             action="done")  # fmt: skip
+    with tenant_session(TENANT) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        assert case.status == "closed"  # every procedure done: the case closes itself
+        ticket = session.get(Ticket, case.ticket_id)
+        assert ticket is not None
+        assert ticket.status == "done"
+    supervisor = client.get(f"/{TENANT}/supervisor").get_data(as_text=True)
+    assert "本日の平均待ち時間" in supervisor
+
+
+def test_two_clerks_on_one_case_never_overwrite_each_other(app: Flask, family: int) -> None:
+    first, second = clerk(app), clerk(app)
+    case_id = open_case_from_ticket(first)
+    case_page = f"/{TENANT}/cases/{case_id}"
+    seen = case_version(case_id)  # both screens show this version
+    post(first, f"{case_page}/events", case_page, events="tenkyo", version=seen)
+    page = post(second, f"{case_page}/events", case_page, events="shibou", version=seen)
+    assert "他の職員が先に更新しました" in page
+    with tenant_session(TENANT) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        assert case.events == ["tenkyo"]  # the first save stands
+
+
+def test_card_read_identifies_the_visitor(app: Flask, family: int) -> None:
+    client = clerk(app)
+    case_id = open_case_from_ticket(client)
+    token = actor_var.set(Actor("staff", "1", "管理", None))
+    with tenant_session(TENANT) as session:
+        record = registry.get(TENANT)
+        assert record is not None
+        reader, _ = cards.register_reader(session, registry.config(record), name="市民課 3番",
+                                          office_id="shiyakusho", counter_id="shimin", created_by="1")  # fmt: skip
+        cards.receive_read(session, reader, cards.parse_card_face(
+            {"name": "御坊 一郎", "address": "和歌山県御坊市薗350番地", "birth": "1980-04-02", "sex": "1"}))  # fmt: skip
+        session.commit()
+    actor_var.reset(token)
+    fragment = client.get(f"/{TENANT}/cases/{case_id}/card").get_data(as_text=True)
+    assert "マイナンバーカードを読み取りました" in fragment
+    assert "一致" in fragment
+    read_id = re.search(r'name="read_id" value="(\d+)"', fragment)
+    assert read_id
+    case_page = f"/{TENANT}/cases/{case_id}"
+    page = post(client, f"{case_page}/identify", case_page, by="card", resident_id=str(family),
+                read_id=read_id.group(1), version=case_version(case_id))  # fmt: skip
+    assert "マイナンバーカード" in page
+    assert "御坊\u3000花子" in page
+    assert "読み取りました" not in client.get(f"/{TENANT}/cases/{case_id}/card").get_data(as_text=True)
+
+
+def test_qr_pre_application_fills_the_case_and_is_used_once(app: Flask, family: int) -> None:
+    client = clerk(app)
+    record = registry.get(TENANT)
+    assert record is not None
+    with tenant_session(TENANT) as session:
+        catalogue = active_catalogue(session, __import__("datetime").date.today())
+        pre, text = preapply.create(session, registry.config(record), catalogue, preapply.PreApplicationInput(
+            event="tenkyo", event_date="2026-11-20", answers={}, name="御坊 一郎", kana="ゴボウ イチロウ",
+            birth="1980-04-02", address="和歌山県御坊市薗350番地", phone="0738-22-0000"))  # fmt: skip
+        session.commit()
+    case_id = open_case_from_ticket(client)
+    case_page = f"/{TENANT}/cases/{case_id}"
+    page = post(client, f"{case_page}/qr", case_page, qr=text, version=case_version(case_id))
+    assert "必要な手続き" in page
+    with tenant_session(TENANT) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        assert case.events == ["tenkyo"]
+        assert case.pre_application_id == pre.id
+    other = open_case_from_ticket(client)
+    page = post(
+        client,
+        f"/{TENANT}/cases/{other}/qr",
+        f"/{TENANT}/cases/{other}",
+        qr=text,
+        version=case_version(other),
+    )
+    assert "別の案件で使われています" in page
+    page = post(client, f"/{TENANT}/cases/{other}/qr", f"/{TENANT}/cases/{other}", qr=text[:-2] + "xx",
+                version=case_version(other))  # fmt: skip
+    assert "読み取れないか" in page
+
+
+def test_paused_case_is_found_and_resumed(app: Flask, family: int) -> None:
+    client = clerk(app)
+    case_id = open_case_from_ticket(client)
+    case_page = f"/{TENANT}/cases/{case_id}"
+    post(
+        client,
+        f"{case_page}/identify",
+        case_page,
+        by="search",
+        resident_id=str(family),
+        version=case_version(case_id),
+    )
+    post(
+        client,
+        f"{case_page}/status",
+        case_page,
+        action="pause",
+        note="印鑑を持参",
+        version=case_version(case_id),
+    )
+    found = client.get(f"/{TENANT}/cases?status=paused&name=御坊").get_data(as_text=True)
+    assert f"/cases/{case_id}" in found
+    page = post(client, f"{case_page}/status", case_page, action="resume", version=case_version(case_id))
+    assert "対応中" in page
+
+
+def test_other_tenants_cannot_reach_cases_queues_or_tickets(app: Flask, family: int) -> None:
+    client = clerk(app)
+    case_id = open_case_from_ticket(client)
+    osaka = clerk(app, "osaka")
+    for path in (f"/{TENANT}/cases/{case_id}", f"/{TENANT}/cases/{case_id}/card", f"/{TENANT}/desk",
+                 f"/{TENANT}/queues", f"/{TENANT}/reception", f"/{TENANT}/supervisor", f"/{TENANT}/display"):  # fmt: skip
+        assert osaka.get(path).status_code == 404, path
+    assert osaka.get(f"/osaka/cases/{case_id}").status_code == 404
+    assert osaka.get(f"/osaka/cases/{case_id}/card").status_code == 404
