@@ -256,3 +256,44 @@ def test_other_tenants_cannot_reach_cases_queues_or_tickets(app: Flask, family: 
         assert osaka.get(path).status_code == 404, path
     assert osaka.get(f"/osaka/cases/{case_id}").status_code == 404
     assert osaka.get(f"/osaka/cases/{case_id}/card").status_code == 404
+
+
+def test_residents_pre_apply_on_a_phone_and_the_counter_scans_it(app: Flask, family: int) -> None:
+    resident = app.test_client()  # no login: a resident at home
+    start = resident.get(f"/{TENANT}/pre").get_data(as_text=True)
+    assert "転居" in start
+    form = resident.get(f"/{TENANT}/pre/tenkyo").get_data(as_text=True)
+    assert "確認させてください" in form or "お名前" in form
+    token = csrf_token(resident, f"/{TENANT}/pre/tenkyo")
+    bad = resident.post(
+        f"/{TENANT}/pre/tenkyo", data={"csrf_token": token, "name": "御坊 一郎", "birth": "昭和99年1月1日"}
+    )
+    assert bad.status_code == 200
+    assert "生年月日" in bad.get_data(as_text=True)
+    assert 'aria-invalid="true"' in bad.get_data(as_text=True)
+    done = resident.post(f"/{TENANT}/pre/tenkyo", data={
+        "csrf_token": token, "name": "御坊 一郎", "kana": "ゴボウ イチロウ", "birth": "1980-04-02",
+        "address": "和歌山県御坊市薗350番地", "phone": "0738-22-0000", "event_date": "2026-11-20"}).get_data(as_text=True)  # fmt: skip
+    assert "<svg" in done
+    code = re.search(r'<code class="code-text">([^<]+)</code>', done)
+    assert code
+
+    clerk_client = clerk(app)
+    case_id = open_case_from_ticket(clerk_client)
+    case_page = f"/{TENANT}/cases/{case_id}"
+    page = post(clerk_client, f"{case_page}/qr", case_page, qr=code.group(1), version=case_version(case_id))
+    assert "事前申請QR" in page  # identified: name, birth date and address match one resident
+    assert "御坊\u3000花子" in page
+    assert "必要な手続き" in page
+    assert "gobo" not in resident.get("/osaka/pre").get_data(as_text=True)
+
+
+def test_pre_application_posts_are_rate_limited(app: Flask, committed: object) -> None:
+    resident = app.test_client()
+    token = csrf_token(resident, f"/{TENANT}/pre/tenkyo")
+    codes = [
+        resident.post(f"/{TENANT}/pre/tenkyo", data={"csrf_token": token, "name": ""}).status_code
+        for _ in range(7)
+    ]
+    assert codes[:5] == [200] * 5
+    assert codes[5:] == [429, 429]

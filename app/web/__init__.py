@@ -65,6 +65,7 @@ def register(app: Flask) -> None:
         guidance,
         linkage,
         pages,
+        preapply,
         residents,
     )
 
