@@ -36,7 +36,14 @@ def _guard() -> None:
 
 
 def register(app: Flask) -> None:
-    from app.api import forms, guidance, linkage, residents, tenant  # noqa: F401  (routes register on the blueprint)
+    from app.api import (  # noqa: F401  (routes register on the blueprint)
+        counter,
+        forms,
+        guidance,
+        linkage,
+        residents,
+        tenant,
+    )
 
     api.init_app(app)
     api.register_blueprint(tenant_api)
