@@ -30,4 +30,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/pip" install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
   echo "$want" > "$stamp"
 fi
+# axe-core (accessibility checks in the browser tests), from the npm registry, checked by hash.
+AXE_VERSION=4.14.1
+AXE_SHA256=e6b0ce02b84d892e2e33e403485e7f3d6c29e2be6df65daf44d89ba564139745
+axe="$ROOT/var/vendor/axe-core-$AXE_VERSION/axe.min.js"
+if [ ! -f "$axe" ]; then
+  log "fetching axe-core $AXE_VERSION"
+  mkdir -p "$ROOT/var/vendor"
+  tgz="$ROOT/var/vendor/axe-core-$AXE_VERSION.tgz"
+  curl -sfL -o "$tgz" "https://registry.npmjs.org/axe-core/-/axe-core-$AXE_VERSION.tgz" || die "could not download axe-core"
+  echo "$AXE_SHA256  $tgz" | sha256sum -c --quiet - || die "axe-core download does not match its checksum"
+  mkdir -p "$(dirname "$axe")"
+  tar -xzf "$tgz" -C "$(dirname "$axe")" --strip-components=1 package/axe.min.js package/LICENSE
+  rm -f "$tgz"
+fi
 log "setup done"

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.forms_support"]  # the forms tenant fixtures, for every forms test module
+pytest_plugins = [
+    "tests.forms_support",
+    "tests.browser_support",
+]  # the forms tenant fixtures, for every forms test module
 
 ROOT = Path(__file__).resolve().parent.parent
 
