@@ -207,3 +207,20 @@ def test_school_year_boundary_between_april_first_and_second(year: int) -> None:
     assert member_facts(first, entry)["grade"] == 1
     assert member_facts(second, entry)["grade"] == 0
     assert member_facts(second, entry.replace(year=year + 7))["grade"] == 1
+
+
+def test_a_rule_reading_a_missing_attribute_is_to_confirm_not_a_crash(tenant_dir: Path) -> None:
+    path = tenant_dir / "procedures.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = "when: \"'マイナンバーカード' in member.attributes\""
+    assert old in text
+    path.write_text(
+        text.replace(old, "when: \"member.attributes['マイナンバーカード'][0] == '交付済'\""),
+        encoding="utf-8",
+    )
+    result = determine(compiled(tenant_dir), "tennyu", EVENT_DAY, FAMILY, {"has_dog": False, "wants_inkan": False,
+                                                                           "employed_insurance": True})  # fmt: skip
+    card = [e for e in result.needed + result.confirm if e.member in ("御坊 花子",) and "カード" in e.name]
+    assert card
+    assert card[0].status == "confirm"
+    assert "カタログの管理者に連絡してください" in card[0].reason

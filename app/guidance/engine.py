@@ -17,7 +17,16 @@ import cel
 from app.dates.wareki import format_wareki
 from app.guidance.catalogue import EVENT_NAMES, Catalogue, Procedure, Question
 from app.guidance.facts import MemberInput, household_facts, member_facts
-from app.guidance.rules import UNKNOWN_BIRTH, Outcome, Rule, RuleError, compile_rule, context, evaluate
+from app.guidance.rules import (
+    MISSING_KEY,
+    UNKNOWN_BIRTH,
+    Outcome,
+    Rule,
+    RuleError,
+    compile_rule,
+    context,
+    evaluate,
+)
 
 _PLACEHOLDER_JOIN = "・"
 
@@ -292,11 +301,12 @@ def determine(
             if outcome.missing:
                 entry.status = "confirm"
                 entry.questions = [q for q in compiled.questions if q in outcome.missing]
-                entry.reason = (
-                    f"要確認: {spec.when_text}（生年月日が不詳のため年齢で判定できません）"
-                    if UNKNOWN_BIRTH in outcome.missing
-                    else f"要確認: {spec.when_text}（質問への回答が必要です）"
-                )
+                if UNKNOWN_BIRTH in outcome.missing:
+                    entry.reason = f"要確認: {spec.when_text}（生年月日が不詳のため年齢で判定できません）"
+                elif MISSING_KEY in outcome.missing:
+                    entry.reason = f"要確認: {spec.when_text}（条件を判定できません。カタログの管理者に連絡してください）"
+                else:
+                    entry.reason = f"要確認: {spec.when_text}（質問への回答が必要です）"
                 for q in entry.questions:
                     waiting.setdefault(q, []).append(
                         spec.name + (f"（{entry.member}）" if entry.member else "")

@@ -14,6 +14,7 @@ the procedure is reported as 要確認 (to confirm) with the open question, neve
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -77,8 +78,12 @@ class Outcome:
     missing: frozenset[str]  # unanswered questions that decide it (value is None then)
 
 
+log = logging.getLogger(__name__)
 AGE_FACTS = frozenset({"age", "school_age", "grade"})
 UNKNOWN_BIRTH = "__birth_date__"  # a member whose birth date is 年月日不詳 has no age facts
+# A rule indexing a map key the household does not have (``m.attributes["国保"]`` for someone without
+# 国保): a catalogue defect, shown as 要確認 so the counter keeps working, and logged for the author.
+MISSING_KEY = "__missing_key__"
 
 
 def evaluate(rule: Rule, context: cel.Context) -> Outcome:
@@ -87,7 +92,10 @@ def evaluate(rule: Rule, context: cel.Context) -> Outcome:
     except KeyError as exc:
         if exc.args and exc.args[0] in AGE_FACTS:
             return Outcome(None, frozenset({UNKNOWN_BIRTH}))
-        raise
+        log.warning(
+            "catalogue rule reads a missing key %r: %s (write 'key' in map first)", exc.args[:1], rule.source
+        )
+        return Outcome(None, frozenset({MISSING_KEY}))
     except RuntimeError as exc:
         found = _UNDEFINED.search(str(exc))
         if found and found.group(1) in rule.questions:
