@@ -10,7 +10,7 @@ from app.audit.service import actor_var
 from app.cliutil import cli_actor
 from app.config import get_settings
 from app.guidance.cli import guidance
-from app.identity.cli import users
+from app.identity.cli import clients, ops, users
 from app.jobs.cli import worker
 from app.linkage import cli_adapters  # noqa: F401  (attaches linkage check and poll)
 from app.linkage.cli import linkage
@@ -27,7 +27,7 @@ def main() -> None:
     actor_var.set(cli_actor())
 
 
-for _group in (tenants, calendar, users, demo, worker, linkage, residents, guidance):
+for _group in (tenants, calendar, users, clients, ops, demo, worker, linkage, residents, guidance):
     main.add_command(_group)
 
 if __name__ == "__main__":

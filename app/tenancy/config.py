@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, field_validator, model_serializer, model_validator
 
 from app.guidance.catalogue import Catalogue
+from app.identity.config import RolesConfig, SecurityConfig
 from app.linkage.config import LinkageConfig, ResidentsConfig
 from app.validation import StrictModel
 
@@ -297,6 +298,8 @@ class TenantConfig(StrictModel):
     sla: SlaConfig
     linkage: LinkageConfig = LinkageConfig()
     residents: ResidentsConfig = ResidentsConfig()
+    roles: RolesConfig | None = None  # None only for configs stored before issue 5; loader always sets it
+    security: SecurityConfig = SecurityConfig()
     catalogue: Catalogue | None = None  # guidance.yaml + procedures.yaml + forms/catalog.yaml
 
 

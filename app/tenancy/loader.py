@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from app.guidance.loader import load_catalogue
+from app.identity.config import RolesConfig, SecurityConfig
 from app.linkage.config import LinkageConfig, ResidentsConfig
 from app.tenancy.config import SlaConfig, TenantConfig, TenantIdentity
 
@@ -28,6 +29,8 @@ FILES: dict[str, tuple[type[BaseModel], str]] = {
     "sla.yaml": (SlaConfig, "sla"),
     "linkage.yaml": (LinkageConfig, "linkage"),
     "residents.yaml": (ResidentsConfig, "residents"),
+    "roles.yaml": (RolesConfig, "roles"),
+    "security.yaml": (SecurityConfig, "security"),
 }
 
 

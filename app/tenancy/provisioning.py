@@ -23,6 +23,7 @@ from app.db.models import control_metadata, tenant_metadata
 from app.db.names import control_binding, tenant_binding
 from app.guidance.catalogue import Catalogue
 from app.guidance.models import CatalogueVersion
+from app.identity.provisioning import RoleSeedError, seed_roles
 from app.tenancy.config import TenantConfig
 from app.tenancy.loader import config_hash, load_all
 from app.tenancy.models import Tenant
@@ -82,6 +83,10 @@ def provision_tenant(conn: Connection, config: TenantConfig) -> SyncResult:
     provision.grant_tables(conn, binding, tenant_metadata)
     if config.catalogue is not None:
         store_catalogue(conn, config.catalogue)
+    try:
+        seed_roles(conn, config.roles)
+    except RoleSeedError as exc:
+        raise TenantSyncError(f"{ident.id}: {exc}") from exc
     digest = config_hash(config)
     row: dict[str, Any] = {
         "id": ident.id,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, g, redirect, request, url_for
+from flask import Blueprint, Flask, g
 from werkzeug.wrappers import Response
 
-from app.identity.context import current_principal
-from app.tenancy.context import enter_tenant, is_public
+from app.identity.authz import admit
 
 tenant_web = Blueprint("web", __name__, url_prefix="/<tenant>")
 root_web = Blueprint("root", __name__)
@@ -28,20 +27,13 @@ def _add_tenant(endpoint: str, values: dict[str, Any]) -> None:
 
 @tenant_web.before_request
 def _guard() -> Response | None:
-    enter_tenant(g.tenant_id)
-    view = current_app.view_functions.get(request.endpoint or "")
-    if is_public(view):
-        return None
-    principal = current_principal()
-    if principal is None:
-        return redirect(url_for("web.login", next=request.path))
-    if principal.tenant_id != g.tenant.id:
-        abort(404)
-    return None
+    """Tenant, principal and the view's declared permissions (app.identity.authz)."""
+    return admit(api=False)
 
 
 def register(app: Flask) -> None:
-    from app.web import auth, guidance, linkage, pages, residents  # noqa: F401  (views register on the blueprints)
+    from app.web import admin, auth, guidance, linkage, ops, pages, residents  # noqa: F401  (views register on the blueprints)
 
     app.register_blueprint(root_web)
     app.register_blueprint(tenant_web)
+    app.register_blueprint(ops.ops_web)
