@@ -69,12 +69,12 @@ def _account_key() -> str:
 
 
 def _failed(response: Response) -> bool:
-    """A sign-in step failed when it did not redirect onwards."""
-    return response.status_code != 302
+    """A sign-in step failed when it showed the form again (not a redirect onwards, not a 503/429)."""
+    return response.status_code in (200, 400, 401, 403)
 
 
 def _token_failed(response: Response) -> bool:
-    return response.status_code != 200
+    return response.status_code in (400, 401)
 
 
 def login_limits(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,9 +88,16 @@ def login_limits(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def step_limits(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Per-address limit on a second step (TOTP code, OIDC callback)."""
+    """Per-address limit on the TOTP code form (POST only)."""
     return limiter.limit(
-        lambda: _limits().per_address, key_func=_address_key, methods=["POST", "GET"], deduct_when=_failed
+        lambda: _limits().per_address, key_func=_address_key, methods=["POST"], deduct_when=_failed
+    )(view)
+
+
+def callback_limits(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Per-address limit on the OIDC callback (a GET from the identity provider)."""
+    return limiter.limit(
+        lambda: _limits().per_address, key_func=_address_key, methods=["GET"], deduct_when=_failed
     )(view)
 
 

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 from app.audit import Actor, record
 from app.identity import oidc, sessions
 from app.identity.context import PENDING_COOKIE, SESSION_COOKIE, current_principal, terminal_of_request
-from app.identity.limits import login_limits, step_limits
+from app.identity.limits import callback_limits, login_limits, step_limits
 from app.identity.models import LoginAccount, StaffUser
 from app.identity.permissions import is_privileged, signed_in
 from app.identity.service import AccountInputError, change_password, permissions_of
@@ -131,7 +131,7 @@ def oidc_start() -> Response | tuple[str, int]:
 
 @tenant_web.route("/login/oidc/callback")
 @public_endpoint
-@step_limits
+@callback_limits
 def oidc_callback() -> Response | tuple[str, int]:
     config = tenant_config().security.oidc
     token = request.cookies.get(OIDC_COOKIE)
