@@ -72,13 +72,14 @@ def admit(*, api: bool) -> Response | None:
         principal = resolved
         set_principal(principal)
     required = declared(view)
+    allowed = required is not None and required <= principal.permissions
+    if principal.kind == "provider":
+        _log_breakglass_access(principal, allowed)  # refused attempts too: the city sees them all
     if required is None:
         log.error("view %s declares no permissions: refused", request.endpoint)
         abort(403)
-    if not required <= principal.permissions:
+    if not allowed:
         abort(403)
-    if principal.kind == "provider":
-        _log_breakglass_access(principal)
     return None
 
 
@@ -100,13 +101,18 @@ def _resolve(principal: Principal, tenant_id: str) -> Principal | None:
     return None
 
 
-def _log_breakglass_access(principal: Principal) -> None:
+def _log_breakglass_access(principal: Principal, allowed: bool) -> None:
     db = tenant_db()
     record(
         db,
         "breakglass.access",
         subject_type="breakglass_grant",
         subject_id=principal.grant_id,
-        details={"method": request.method, "endpoint": request.endpoint, "path": request.path},
+        details={
+            "method": request.method,
+            "endpoint": request.endpoint,
+            "path": request.path,  # never the query string: searches carry names
+            "allowed": allowed,
+        },
     )
     db.commit()

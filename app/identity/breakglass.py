@@ -133,23 +133,19 @@ def list_grants(session: Session, provider_id: str | None = None, limit: int = 2
 
 
 def reads_under(session: Session, grant: BreakglassGrant, limit: int = 1000) -> list[AuditEntry]:
-    """Everything the provider did in this city while the grant was in force (operation log)."""
-    if grant.approved_at is None or grant.expires_at is None:
-        return []
+    """Everything the provider did in this city under the grant (operation log).
+
+    Every request admitted or refused under a grant writes ``breakglass.access`` naming the grant;
+    entries of the same requests (the searches and views themselves) are found by request id, so
+    the listing does not depend on clocks.
+    """
+    mine = and_(AuditEntry.actor_type == "provider", AuditEntry.actor_id == grant.provider_id)
+    of_grant = and_(AuditEntry.subject_type == "breakglass_grant", AuditEntry.subject_id == str(grant.id))
+    requests = select(AuditEntry.request_id).where(mine, of_grant, AuditEntry.request_id.is_not(None))
     return list(
         session.scalars(
             select(AuditEntry)
-            .where(
-                AuditEntry.actor_type == "provider",
-                AuditEntry.actor_id == grant.provider_id,
-                AuditEntry.occurred_at >= grant.approved_at,
-                or_(
-                    AuditEntry.occurred_at < grant.expires_at,
-                    and_(
-                        AuditEntry.subject_type == "breakglass_grant", AuditEntry.subject_id == str(grant.id)
-                    ),
-                ),
-            )
+            .where(mine, or_(of_grant, AuditEntry.request_id.in_(requests.scalar_subquery())))
             .order_by(AuditEntry.id)
             .limit(limit)
         )
