@@ -8,7 +8,6 @@ In ``control``: provider staff (事業者の運用担当), who sign in at ``/ops
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -153,9 +152,6 @@ class BreakglassGrant(TenantBase):
             and self.expires_at is not None
             and self.approved_at <= now < self.expires_at
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {c.name: getattr(self, c.key) for c in self.__table__.columns}
 
 
 class ProviderStaff(LoginAccount, ControlBase):

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.audit import Actor, record
+from app.config import get_settings
 from app.identity import oidc, sessions
 from app.identity.context import PENDING_COOKIE, SESSION_COOKIE, current_principal, terminal_of_request
 from app.identity.limits import callback_limits, login_limits, step_limits
@@ -123,7 +124,7 @@ def oidc_start() -> Response | tuple[str, int]:
         sessions.start_pending(pending),
         httponly=True,
         samesite="Lax",  # the provider sends the browser back with a top-level GET
-        secure=request.is_secure,
+        secure=get_settings().session_cookie_secure,
         path=f"/{g.tenant.id}/login",
     )
     return response
