@@ -217,3 +217,18 @@ def test_breakglass_permissions_are_reads_only() -> None:
     assert not any(
         p.startswith(("admin.", "audit.")) or p.endswith(".import") for p in BREAKGLASS_PERMISSIONS
     )
+
+
+def test_ops_routes_refuse_every_city_role(app: Flask, role_clients: dict[str, FlaskClient]) -> None:
+    """Provider screens: no city staff member gets past the ops guard, whatever their role."""
+    ops_rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/ops")]
+    assert len(ops_rules) >= 4
+    for rule in ops_rules:
+        if is_public(app.view_functions[rule.endpoint]):
+            continue
+        for method in methods(rule):
+            for role, client in role_clients.items():
+                token = csrf_token(client, "/osaka/login")
+                response = client.open(rule.rule, method=method, headers={"X-CSRFToken": token})
+                assert response.status_code == 302, (role, method, rule.rule)
+                assert response.headers["Location"].startswith("/ops/login"), (role, rule.rule)
