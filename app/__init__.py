@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFProtect
+from limits.errors import StorageError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -57,9 +58,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.init_app(app)
 
     from app import api, web
+    from app.identity.limits import init_limiter
     from app.observability.health import health
     from app.tenancy.context import close_tenant_db
 
+    init_limiter(app, settings)
     app.register_blueprint(health)
     web.register(app)
     api.register(app)
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_finish_request)
     # Registered after flask-smorest's own handler so HTML pages get HTML errors.
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(StorageError, _limiter_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
     return app
 
@@ -95,8 +99,14 @@ def _finish_request(response: Response) -> Response:
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault(
-        "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self';"
+        " form-action 'self'; frame-ancestors 'none'",
     )
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+    if get_settings().session_cookie_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if g.get("tenant") is not None:
         response.headers["Cache-Control"] = "no-store"  # pages may hold personal data
     # The query string is never logged: searches carry names and birth dates.
@@ -143,9 +153,19 @@ def _http_error(exc: HTTPException) -> Response:
         detail = data.get("messages") or data.get("errors")
         message = data.get("message") if isinstance(data.get("message"), str) else None
     response = _error_response(code, detail, message)
+    if code == 401 and _wants_json():
+        response.headers["WWW-Authenticate"] = 'Bearer realm="madoguchi"'
     if code == 405 and exc.get_response().headers.get("Allow"):
         response.headers["Allow"] = exc.get_response().headers["Allow"]
     return response
+
+
+def _limiter_unavailable(exc: StorageError) -> Response:
+    """The rate limiter's store (Redis) is unreachable: sign-in refuses rather than run unguarded."""
+    from app.identity.limits import UNAVAILABLE_MESSAGE
+
+    logging.getLogger("madoguchi.error").error("rate limit storage unavailable: login refused (%s)", exc)
+    return _error_response(503, message=UNAVAILABLE_MESSAGE)
 
 
 def _unexpected_error(exc: Exception) -> Response:

@@ -11,7 +11,7 @@ from app.cliutil import cli_actor
 from app.config import get_settings
 from app.forms.cli import forms
 from app.guidance.cli import guidance
-from app.identity.cli import users
+from app.identity.cli import clients, ops, users
 from app.jobs.cli import worker
 from app.linkage import cli_adapters  # noqa: F401  (attaches linkage check and poll)
 from app.linkage.cli import linkage
@@ -28,7 +28,7 @@ def main() -> None:
     actor_var.set(cli_actor())
 
 
-for _group in (tenants, calendar, users, demo, worker, linkage, residents, guidance, forms):
+for _group in (tenants, calendar, users, clients, ops, demo, worker, linkage, residents, guidance, forms):
     main.add_command(_group)
 
 if __name__ == "__main__":

@@ -43,7 +43,13 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     tenants_dir: Path = PROJECT_ROOT / "tenants"
     tenant_cache_seconds: float = 10.0
-    session_lifetime_minutes: int = 480
+    session_lifetime_minutes: int = 480  # provider staff (/ops/); city staff follow security.yaml
+    ops_idle_minutes: int = 15
+    # argon2id parameters (app/identity/passwords.py, ADR 0004); the test suite lowers them for speed.
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8192)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    api_token_minutes: int = Field(default=60, ge=5, le=1440)
     session_cookie_secure: bool = False
     log_level: str = "INFO"
     log_json: bool = True

@@ -53,15 +53,19 @@ def _remove_synthetic() -> float:
 def _login_client() -> Any:
     from app import create_app
     from app.db.session import session_scope
-    from app.identity.models import StaffUser
-    from app.identity.service import create_user
+    from app.identity.models import StaffGroup, StaffUser
+    from app.identity.service import create_user, set_groups
     from app.tenancy.service import registry
 
     record = registry.get("gobo")
     assert record is not None
     with session_scope(record.binding) as session:
-        if session.scalar(select(StaffUser.id).where(StaffUser.login == "bench")) is None:
-            create_user(session, "bench", "ベンチ 職員", "bench-password-1234")
+        user_id = session.scalar(select(StaffUser.id).where(StaffUser.login == "bench"))
+        if user_id is None:
+            user_id = create_user(session, "bench", "ベンチ 職員", "bench-password-1234").id
+        clerk = session.scalar(select(StaffGroup.id).where(StaffGroup.name == "窓口職員"))
+        assert clerk is not None
+        set_groups(session, user_id, [clerk])  # the API needs calendar.view since issue 5
     app = create_app()
     client = app.test_client()
     page = client.get("/gobo/login").get_data(as_text=True)

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shlex
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,10 @@ def _load_services_env() -> None:
     os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")
     os.environ["MADOGUCHI_TENANTS_DIR"] = str(ROOT / "tenants")
     os.environ["MADOGUCHI_DOCUMENTS_BUCKET"] = "madoguchi-test-documents"
+    # Cheap argon2 for the hundreds of accounts the suite creates; the production parameters are
+    # asserted in tests/test_login_hardening.py and measured by `make bench identity`.
+    os.environ["MADOGUCHI_ARGON2_TIME_COST"] = "1"
+    os.environ["MADOGUCHI_ARGON2_MEMORY_KIB"] = "8192"
 
 
 _load_services_env()
@@ -96,15 +102,22 @@ def db(provisioned: dict[str, TenantRecord]) -> Iterator[None]:
         db_session.end_test_isolation()
 
 
-PROVISIONED_TABLES = {"catalogue_versions", "form_versions"}  # written by tenants sync, not by tests
+# written by tenants sync, not by the tests (form and catalogue versions, groups made from roles.yaml)
+PROVISIONED_TABLES = {"catalogue_versions", "form_versions", "staff_groups", "staff_group_permissions"}
 
 
-def truncate_tenant_tables(tenants: dict[str, TenantRecord]) -> None:
-    tables = ", ".join(f'"{t}"' for t in sorted(set(tenant_metadata.tables) - PROVISIONED_TABLES))
+# Staff accounts and their memberships: a test that empties the data keeps its logged-in clerk.
+STAFF_TABLES = frozenset({"staff_users", "staff_group_members"})
+
+
+def truncate_tenant_tables(tenants: dict[str, TenantRecord], keep: frozenset[str] = frozenset()) -> None:
+    tables = ", ".join(f'"{t}"' for t in sorted(set(tenant_metadata.tables) - PROVISIONED_TABLES - keep))
     with admin_engine().begin() as conn:
         for record in tenants.values():
             conn.execute(text(f"SET LOCAL search_path TO {record.schema_name}"))
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
+            if not keep:
+                conn.execute(text("DELETE FROM staff_groups WHERE NOT managed"))  # groups a test created
 
 
 @pytest.fixture
@@ -127,9 +140,19 @@ def tenant_session(tenant: str) -> Session:
     return new_session(record.binding)
 
 
-def make_staff(tenant: str, login: str = "clerk", name: str = "窓口 太郎", password: str = PASSWORD) -> int:
+DEFAULT_GROUPS = ("窓口職員",)  # counter clerk: residents, guidance, calendar
+
+
+def make_staff(
+    tenant: str,
+    login: str = "clerk",
+    name: str = "窓口 太郎",
+    password: str = PASSWORD,
+    groups: tuple[str, ...] = DEFAULT_GROUPS,
+) -> int:
+    """A staff account in ``groups`` (roles from tenants/_defaults/roles.yaml, e.g. 管理者)."""
     with tenant_session(tenant) as session:
-        user = create_user(session, login, name, password)
+        user = create_user(session, login, name, password, groups=groups)
         session.commit()
         return user.id
 
@@ -141,20 +164,53 @@ def csrf_token(client: FlaskClient, path: str) -> str:
     return match.group(1)
 
 
-def login(client: FlaskClient, tenant: str, login_id: str = "clerk", password: str = PASSWORD) -> None:
-    token = csrf_token(client, f"/{tenant}/login")
+# TOTP secrets the login helper enrolled, and the last time step it used, per (tenant, login).
+TOTP_SECRETS: dict[tuple[str, str], str] = {}
+_TOTP_LAST_STEP: dict[tuple[str, str], int] = {}
+
+
+def totp_code(key: tuple[str, str]) -> str:
+    """A code for the account's next unused time step (the server refuses a step used before)."""
+    import pyotp
+
+    totp = pyotp.TOTP(TOTP_SECRETS[key])
+    while True:
+        step = max(totp.timecode(time.time()), _TOTP_LAST_STEP.get(key, -1) + 1)
+        if step <= totp.timecode(time.time()) + 1:  # the server accepts one step of drift
+            _TOTP_LAST_STEP[key] = step
+            return totp.generate_otp(step)
+        time.sleep(1)
+
+
+def login(
+    client: FlaskClient, tenant: str, login_id: str = "clerk", password: str = PASSWORD, prefix: str = ""
+) -> None:
+    """Sign in through the login form, and through the TOTP step (enrolling) when the city asks."""
+    base = prefix or f"/{tenant}"
+    token = csrf_token(client, f"{base}/login")
     response = client.post(
-        f"/{tenant}/login", data={"login": login_id, "password": password, "csrf_token": token}
+        f"{base}/login", data={"login": login_id, "password": password, "csrf_token": token}
     )
     assert response.status_code == 302, response.get_data(as_text=True)
+    if response.headers["Location"].endswith("/login/totp"):
+        key = (tenant, login_id)
+        page = client.get(f"{base}/login/totp").get_data(as_text=True)
+        enrol = re.search(r'<code class="secret">([A-Z2-7]{16,})</code>', page)
+        if enrol:
+            TOTP_SECRETS[key] = html.unescape(enrol.group(1))
+            _TOTP_LAST_STEP.pop(key, None)
+        token = csrf_token(client, f"{base}/login/totp")
+        response = client.post(f"{base}/login/totp", data={"code": totp_code(key), "csrf_token": token})
+        assert response.status_code == 302, response.get_data(as_text=True)
 
 
 @pytest.fixture
 def client_for(app: Flask, db: None) -> Iterator[object]:
-    """``client_for("gobo")``: a test client logged in as a fresh clerk of that tenant."""
+    """``client_for("gobo")``: a test client logged in as a fresh clerk (窓口職員) of that tenant;
+    ``client_for("gobo", "admin", groups=("管理者",))`` for other roles."""
 
-    def make(tenant: str, login_id: str = "clerk") -> FlaskClient:
-        make_staff(tenant, login_id)
+    def make(tenant: str, login_id: str = "clerk", groups: tuple[str, ...] = DEFAULT_GROUPS) -> FlaskClient:
+        make_staff(tenant, login_id, groups=groups)
         client = app.test_client()
         login(client, tenant, login_id)
         return client

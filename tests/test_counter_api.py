@@ -8,7 +8,7 @@ from tests.test_counter_web import TENANT, clerk, family  # noqa: F401  (fixture
 
 
 def test_a_case_through_the_api(app: Flask, family: int) -> None:  # noqa: F811
-    client = clerk(app)
+    client = clerk(app, groups=("監督者",))
     api = f"/api/v1/{TENANT}"
     ticket = client.post(f"{api}/tickets", json={"counter_id": "shimin"})
     assert ticket.status_code == 201
@@ -60,7 +60,7 @@ def test_a_case_through_the_api(app: Flask, family: int) -> None:  # noqa: F811
     listed = client.get(f"{api}/cases?status=closed").get_json()
     assert [c["id"] for c in listed] == [case_id]
 
-    osaka = clerk(app, "osaka")
+    osaka = clerk(app, "osaka", groups=("監督者",))
     assert osaka.get(f"{api}/cases/{case_id}").status_code == 404
     assert osaka.get(f"/api/v1/osaka/cases/{case_id}").status_code == 404
     assert osaka.post(f"/api/v1/osaka/procedures/{screen['procedures'][0]['id']}",

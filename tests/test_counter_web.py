@@ -27,9 +27,9 @@ from tests.linkage_files import person, write
 TENANT = "gobo"
 
 
-def clerk(app: Flask, tenant: str = TENANT) -> FlaskClient:
+def clerk(app: Flask, tenant: str = TENANT, groups: tuple[str, ...] = ("窓口職員",)) -> FlaskClient:
     login_id = f"c{uuid.uuid4().hex[:8]}"
-    make_staff(tenant, login_id)
+    make_staff(tenant, login_id, groups=groups)
     client = app.test_client()
     login(client, tenant, login_id)
     return client
@@ -130,7 +130,7 @@ def test_a_visit_from_ticket_to_department_completion(app: Flask, family: int) -
     departments = {p.department for p in procedures}
     assert "回付済み（待ち）" in page
 
-    department_clerk = clerk(app)
+    department_clerk = clerk(app, groups=("担当課職員",))
     overview = department_clerk.get(f"/{TENANT}/queues").get_data(as_text=True)
     assert all(d in overview for d in departments)
     for procedure in procedures:
@@ -144,7 +144,8 @@ def test_a_visit_from_ticket_to_department_completion(app: Flask, family: int) -
         ticket = session.get(Ticket, case.ticket_id)
         assert ticket is not None
         assert ticket.status == "done"
-    supervisor = client.get(f"/{TENANT}/supervisor").get_data(as_text=True)
+    assert client.get(f"/{TENANT}/supervisor").status_code == 403  # a counter clerk does not supervise
+    supervisor = clerk(app, groups=("監督者",)).get(f"/{TENANT}/supervisor").get_data(as_text=True)
     assert "本日の平均待ち時間" in supervisor
 
 
@@ -250,7 +251,7 @@ def test_paused_case_is_found_and_resumed(app: Flask, family: int) -> None:
 def test_other_tenants_cannot_reach_cases_queues_or_tickets(app: Flask, family: int) -> None:
     client = clerk(app)
     case_id = open_case_from_ticket(client)
-    osaka = clerk(app, "osaka")
+    osaka = clerk(app, "osaka", groups=("監督者",))
     for path in (f"/{TENANT}/cases/{case_id}", f"/{TENANT}/cases/{case_id}/card", f"/{TENANT}/desk",
                  f"/{TENANT}/queues", f"/{TENANT}/reception", f"/{TENANT}/supervisor", f"/{TENANT}/display"):  # fmt: skip
         assert osaka.get(path).status_code == 404, path

@@ -299,7 +299,7 @@ def test_safe_cell() -> None:
 @pytest.fixture
 def client(app: Flask, clean: None) -> FlaskClient:
     login_id = f"clerk{uuid.uuid4().hex[:8]}"
-    make_staff(TENANT, login_id)
+    make_staff(TENANT, login_id, groups=("監督者",))  # files and accepts applications
     test_client = app.test_client()
     login(test_client, TENANT, login_id)
     return test_client

@@ -38,9 +38,11 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def staff_client(app: Flask, tenant: str = TENANT) -> tuple[FlaskClient, str]:
+def staff_client(
+    app: Flask, tenant: str = TENANT, groups: tuple[str, ...] = ("監督者", "管理者", "署名タブレット")
+) -> tuple[FlaskClient, str]:
     login_id = f"s{uuid.uuid4().hex[:8]}"
-    user_id = make_staff(tenant, login_id)
+    user_id = make_staff(tenant, login_id, groups=groups)
     client = app.test_client()
     login(client, tenant, login_id)
     return client, str(user_id)
@@ -110,9 +112,9 @@ def test_clerk_opens_a_form_filled_from_the_record_and_files_it(
     assert "𠮷田" in pdf_text(pdf.data, tmp_path)
     assert {"application.submitted", "application.viewed", "application.pdf_read"} <= set(audit_actions())
 
-    accept_path = f"/{TENANT}/applications/{application_id}"
-    client.post(accept_path, data={"csrf_token": csrf_token(client, accept_path), "action": "accept"})
-    assert "受理済み" in client.get(accept_path).get_data(as_text=True)
+    detail_path = f"/{TENANT}/applications/{application_id}"
+    client.post(f"{detail_path}/accept", data={"csrf_token": csrf_token(client, detail_path)})
+    assert "受理済み" in client.get(detail_path).get_data(as_text=True)
     assert "受理済み" in client.get(f"/{TENANT}/applications?status=accepted").get_data(as_text=True)
 
 

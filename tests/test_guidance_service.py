@@ -25,7 +25,7 @@ from app.tenancy.config import code_check_digit
 from app.tenancy.loader import load_tenant
 from app.tenancy.provisioning import deprovision, sync
 from app.tenancy.service import registry
-from tests.conftest import ROOT, login, make_staff, tenant_session, truncate_tenant_tables
+from tests.conftest import ROOT, STAFF_TABLES, login, make_staff, tenant_session, truncate_tenant_tables
 from tests.linkage_files import person, write
 
 TENANT = "guidetest"
@@ -69,7 +69,7 @@ def client(app: Flask, guide_tenant: Path) -> FlaskClient:
 def family(guide_tenant: Path, tmp_path: Path) -> Iterator[int]:
     record = registry.get(TENANT)
     assert record is not None
-    truncate_tenant_tables({TENANT: record})
+    truncate_tenant_tables({TENANT: record}, keep=STAFF_TABLES)  # the test's clerk stays signed in
     rows = [
         person(1, 10, 氏名="案内　一郎", 生年月日="1985-05-01"),
         person(2, 10, 世帯内順="2", 続柄="妻", 性別="2", 氏名="案内　花子", 生年月日="1987-02-02"),
@@ -82,7 +82,7 @@ def family(guide_tenant: Path, tmp_path: Path) -> Iterator[int]:
         from app.residents.models import Resident
 
         yield session.scalars(select(Resident.id).order_by(Resident.id)).first()  # type: ignore[misc]
-    truncate_tenant_tables({TENANT: record})
+    truncate_tenant_tables({TENANT: record}, keep=STAFF_TABLES)  # the test's clerk stays signed in
 
 
 def test_sync_stores_the_catalogue_version_once(guide_tenant: Path) -> None:

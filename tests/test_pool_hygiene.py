@@ -53,7 +53,7 @@ def test_a_thousand_requests_alternating_tenants_leave_no_role_or_search_path(
     clients = {}
     for tenant in tenants:
         with tenant_session(tenant) as session:
-            create_user(session, "clerk", "窓口 花子", PASSWORD)
+            create_user(session, "clerk", "窓口 花子", PASSWORD, groups=("窓口職員",))
             session.commit()
         clients[tenant] = app.test_client()
         login(clients[tenant], tenant)

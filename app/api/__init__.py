@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, abort, current_app, g, request
+from flask import Flask, g
 from flask_smorest import Api, Blueprint
 
-from app.identity.context import current_principal
-from app.tenancy.context import enter_tenant, is_public
+from app.identity.authz import admit
 
 api = Api()
 
@@ -25,14 +24,8 @@ def _take_tenant(endpoint: str | None, values: dict[str, Any] | None) -> None:
 
 @tenant_api.before_request
 def _guard() -> None:
-    enter_tenant(g.tenant_id)
-    if is_public(current_app.view_functions.get(request.endpoint or "")):
-        return
-    principal = current_principal()
-    if principal is None:
-        abort(401)
-    if principal.tenant_id != g.tenant.id:
-        abort(404)
+    """Tenant, principal (bearer token or session) and declared permissions (app.identity.authz)."""
+    admit(api=True)
 
 
 def register(app: Flask) -> None:
@@ -41,9 +34,12 @@ def register(app: Flask) -> None:
         forms,
         guidance,
         linkage,
+        oauth,
         residents,
         tenant,
     )
+    from app.identity.api_clients import init_token_endpoint
 
+    init_token_endpoint(app)
     api.init_app(app)
     api.register_blueprint(tenant_api)

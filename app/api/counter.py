@@ -20,6 +20,7 @@ from app.counter import service
 from app.counter.models import Case, Ticket
 from app.counter.service import Conflict, CounterError, NotFound
 from app.forms import service as forms
+from app.identity.permissions import requires
 from app.residents import service as residents
 from app.tenancy.context import tenant_config, tenant_db
 
@@ -195,6 +196,7 @@ def _office_id(value: str | None) -> str:
 
 
 @tenant_api.route("/tickets", methods=["POST"])
+@requires("counter.reception")
 @tenant_api.arguments(TicketRequestSchema)
 @tenant_api.response(201, TicketSchema)
 def issue_ticket(args: dict[str, Any]) -> Ticket:
@@ -210,6 +212,7 @@ def issue_ticket(args: dict[str, Any]) -> Ticket:
 
 
 @tenant_api.route("/cases", methods=["POST"])
+@requires("counter.cases")
 @tenant_api.arguments(OpenCaseSchema)
 @tenant_api.response(201, CaseScreenSchema)
 def open_case(args: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +228,7 @@ def open_case(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @tenant_api.route("/cases")
+@requires("counter.cases")
 @tenant_api.response(200, CaseSummarySchema(many=True))
 def list_cases() -> list[Case]:
     """案件の一覧（状態・来庁者名・受付日で絞り込み）"""
@@ -243,6 +247,7 @@ def list_cases() -> list[Case]:
 
 
 @tenant_api.route("/cases/<int:case_id>")
+@requires("counter.cases")
 @tenant_api.response(200, CaseScreenSchema)
 def get_case(case_id: int) -> dict[str, Any]:
     """案件の画面一式（来庁者・世帯・案内・手続きの状況・申請）"""
@@ -263,6 +268,7 @@ def _then_screen(case_id: int) -> dict[str, Any]:
 
 
 @tenant_api.route("/cases/<int:case_id>/identify", methods=["POST"])
+@requires("counter.cases")
 @tenant_api.arguments(IdentifySchema)
 @tenant_api.response(200, CaseScreenSchema)
 def identify(args: dict[str, Any], case_id: int) -> dict[str, Any]:
@@ -276,6 +282,7 @@ def identify(args: dict[str, Any], case_id: int) -> dict[str, Any]:
 
 
 @tenant_api.route("/cases/<int:case_id>/events", methods=["POST"])
+@requires("counter.cases")
 @tenant_api.arguments(EventsSchema)
 @tenant_api.response(200, CaseScreenSchema)
 def set_events(args: dict[str, Any], case_id: int) -> dict[str, Any]:
@@ -290,6 +297,7 @@ def set_events(args: dict[str, Any], case_id: int) -> dict[str, Any]:
 
 
 @tenant_api.route("/cases/<int:case_id>/hand-over", methods=["POST"])
+@requires("counter.cases")
 @tenant_api.arguments(HandOverSchema)
 @tenant_api.response(200, CaseScreenSchema)
 def hand_over(args: dict[str, Any], case_id: int) -> dict[str, Any]:
@@ -305,6 +313,7 @@ def hand_over(args: dict[str, Any], case_id: int) -> dict[str, Any]:
 
 
 @tenant_api.route("/cases/<int:case_id>/status", methods=["POST"])
+@requires("counter.cases")
 @tenant_api.arguments(StatusSchema)
 @tenant_api.response(200, CaseScreenSchema)
 def case_status(args: dict[str, Any], case_id: int) -> dict[str, Any]:
@@ -323,6 +332,7 @@ def case_status(args: dict[str, Any], case_id: int) -> dict[str, Any]:
 
 
 @tenant_api.route("/queues/<department>")
+@requires("counter.queue")
 @tenant_api.response(200, QueueItemSchema(many=True))
 def department_queue(department: str) -> list[dict[str, Any]]:
     """担当課の処理待ち（古い順）"""
@@ -337,6 +347,7 @@ def department_queue(department: str) -> list[dict[str, Any]]:
 
 
 @tenant_api.route("/procedures/<int:procedure_id>", methods=["POST"])
+@requires("counter.queue")
 @tenant_api.arguments(ProcedureActionSchema)
 @tenant_api.response(200, QueueItemSchema)
 def procedure_action(args: dict[str, Any], procedure_id: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from app.forms.fill import FormSubject
 from app.forms.models import Application, ExportBatch
 from app.forms.service import FormInputError
 from app.forms.signature import SignatureError, decode_signature
+from app.identity.permissions import requires
 from app.tenancy.context import current_tenant, tenant_config, tenant_db
 
 
@@ -115,6 +116,7 @@ def _subject(args: dict[str, Any]) -> FormSubject:
 
 
 @tenant_api.route("/forms")
+@requires("forms.use")
 @tenant_api.response(200, FormSummarySchema(many=True))
 def list_forms() -> list[dict[str, Any]]:
     """使用できる様式と現在の版"""
@@ -134,6 +136,7 @@ def list_forms() -> list[dict[str, Any]]:
 
 
 @tenant_api.route("/forms/<form_id>/fill", methods=["POST"])
+@requires("forms.use")
 @tenant_api.arguments(FillRequestSchema)
 @tenant_api.response(200, FilledSchema)
 def fill_form(args: dict[str, Any], form_id: str) -> dict[str, Any]:
@@ -150,6 +153,7 @@ def fill_form(args: dict[str, Any], form_id: str) -> dict[str, Any]:
 
 
 @tenant_api.route("/forms/<form_id>/preview", methods=["POST"])
+@requires("forms.use")
 @tenant_api.arguments(FillRequestSchema)
 @tenant_api.response(200, content_type="application/pdf")
 def preview_form(args: dict[str, Any], form_id: str) -> Response:
@@ -187,6 +191,7 @@ def _application_json(application: Application) -> dict[str, Any]:
 
 
 @tenant_api.route("/applications", methods=["POST"])
+@requires("forms.use")
 @tenant_api.arguments(SubmitRequestSchema)
 @tenant_api.response(201, ApplicationSchema)
 def submit_application(args: dict[str, Any]) -> dict[str, Any]:
@@ -211,6 +216,7 @@ def submit_application(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @tenant_api.route("/applications/<int:application_id>")
+@requires("forms.use")
 @tenant_api.response(200, ApplicationSchema)
 def get_application(application_id: int) -> dict[str, Any]:
     """申請と後方連携の状況"""
@@ -221,6 +227,7 @@ def get_application(application_id: int) -> dict[str, Any]:
 
 
 @tenant_api.route("/applications/<int:application_id>/accept", methods=["POST"])
+@requires("forms.accept")
 @tenant_api.response(200, ApplicationSchema)
 def accept_application(application_id: int) -> dict[str, Any]:
     """受理（後方連携の対象にする）"""
@@ -236,6 +243,7 @@ def accept_application(application_id: int) -> dict[str, Any]:
 
 
 @tenant_api.route("/applications/<int:application_id>/pdf")
+@requires("forms.use")
 @tenant_api.response(200, content_type="application/pdf")
 def application_pdf(application_id: int) -> Response:
     """申請時に印刷した PDF"""
@@ -254,6 +262,7 @@ class SignatureSchema(Schema):
 
 
 @tenant_api.route("/applications/<int:application_id>/signature", methods=["POST"])
+@requires("forms.sign")
 @tenant_api.arguments(SignatureSchema)
 @tenant_api.response(200, ApplicationSchema)
 def sign_application(args: dict[str, Any], application_id: int) -> dict[str, Any]:
@@ -272,6 +281,7 @@ def sign_application(args: dict[str, Any], application_id: int) -> dict[str, Any
 
 
 @tenant_api.route("/certificate-requests", methods=["POST"])
+@requires("forms.use")
 @tenant_api.arguments(CertificateRequestSchema)
 @tenant_api.response(201, CertificateRequestResultSchema)
 def certificate_request(args: dict[str, Any]) -> dict[str, Any]:
@@ -286,6 +296,7 @@ def certificate_request(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @tenant_api.route("/deliveries")
+@requires("forms.use")
 @tenant_api.response(200, ExportBatchSchema(many=True))
 def list_deliveries() -> list[ExportBatch]:
     """後方連携の送付（ファイル）一覧"""

@@ -12,6 +12,7 @@ from app.api import tenant_api
 from app.dates import JST
 from app.guidance.catalogue import EVENT_CODES
 from app.guidance.service import GuidanceInputError, active_catalogue, as_json, guide
+from app.identity.permissions import requires
 from app.tenancy.context import tenant_config, tenant_db
 
 
@@ -96,6 +97,7 @@ def _run(args: dict[str, Any]) -> Any:
 
 
 @tenant_api.route("/guidance", methods=["POST"])
+@requires("guidance.use")
 @tenant_api.arguments(GuidanceRequestSchema)
 @tenant_api.response(200, GuidanceResultSchema)
 def determine_guidance(args: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +106,7 @@ def determine_guidance(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @tenant_api.route("/guidance/sheet", methods=["POST"])
+@requires("guidance.use")
 @tenant_api.arguments(GuidanceRequestSchema)
 @tenant_api.response(200, content_type="application/pdf")
 def guidance_sheet(args: dict[str, Any]) -> Response:
@@ -127,6 +130,7 @@ class CatalogueSchema(Schema):
 
 
 @tenant_api.route("/guidance/catalogue")
+@requires("guidance.use")
 @tenant_api.response(200, CatalogueSchema)
 def current_catalogue() -> dict[str, Any]:
     """現在有効な手続きカタログの版・ライフイベント・質問"""

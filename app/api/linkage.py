@@ -9,6 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from app.api import tenant_api
 from app.audit import record
+from app.identity.permissions import requires
 from app.linkage import service
 from app.linkage.models import ImportBatch
 from app.tenancy.context import tenant_db
@@ -60,6 +61,7 @@ class BatchDetailSchema(BatchSchema):
 
 
 @tenant_api.route("/linkage/batches")
+@requires("linkage.batches.view")
 @tenant_api.arguments(PageSchema, location="query")
 @tenant_api.response(200, BatchSchema(many=True))
 def list_batches(args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -70,6 +72,7 @@ def list_batches(args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @tenant_api.route("/linkage/batches/<int:batch_id>")
+@requires("linkage.batches.view", "linkage.rejections.view")
 @tenant_api.arguments(PageSchema, location="query")
 @tenant_api.response(200, BatchDetailSchema)
 def get_batch(args: dict[str, Any], batch_id: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from flask_smorest import abort as api_abort
 from marshmallow import Schema, fields, validate
 
 from app.api import tenant_api
+from app.identity.permissions import requires
 from app.residents import service
 from app.residents.service import SearchInputError, SearchQuery
 from app.tenancy.context import tenant_config, tenant_db
@@ -71,6 +72,7 @@ class ResidentDetailSchema(ResidentSummarySchema):
 
 
 @tenant_api.route("/residents")
+@requires("residents.search")
 @tenant_api.arguments(ResidentQuerySchema, location="query")
 @tenant_api.response(200, SearchResultSchema)
 def search_residents(args: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +91,7 @@ class PurposeSchema(Schema):
 
 
 @tenant_api.route("/residents/<int:resident_id>")
+@requires("residents.view")
 @tenant_api.arguments(PurposeSchema, location="query")
 @tenant_api.response(200, ResidentDetailSchema)
 def get_resident(args: dict[str, Any], resident_id: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from app.api import tenant_api
 from app.dates import JST
+from app.identity.permissions import requires
 from app.tenancy.config import format_minutes
 from app.tenancy.context import current_tenant, tenant_config, tenant_db
 from app.tenancy.service import tenant_calendars
@@ -56,6 +57,7 @@ def _spans(intervals: list[tuple[int, int]]) -> list[str]:
 
 
 @tenant_api.route("/tenant")
+@requires("calendar.view")
 @tenant_api.response(200, TenantInfoSchema)
 def tenant_info() -> dict[str, Any]:
     """自治体の基本情報と現在の開庁状況"""
@@ -75,6 +77,7 @@ def tenant_info() -> dict[str, Any]:
 
 
 @tenant_api.route("/calendar")
+@requires("calendar.view")
 @tenant_api.arguments(CalendarQuerySchema, location="query")
 @tenant_api.response(200, DaySchema(many=True))
 def calendar(args: dict[str, Any]) -> list[dict[str, Any]]:

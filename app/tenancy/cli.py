@@ -254,7 +254,7 @@ def seed_cmd(
     for record in records:
         with session_scope(record.binding) as session:
             try:
-                create_user(session, "demo", "デモ職員", DEMO_PASSWORD)
+                create_user(session, "demo", "デモ職員", DEMO_PASSWORD, groups=("窓口職員", "監督者"))
                 click.echo(f"{record.id}: demo 職員を作成しました（パスワード {DEMO_PASSWORD}）")
             except AccountInputError:
                 click.echo(f"{record.id}: demo 職員は作成済みです")

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_serializer, model_validator
 
 from app.forms.loader import FeeTable, FormSource
 from app.guidance.catalogue import Catalogue
+from app.identity.config import RolesConfig, SecurityConfig
 from app.linkage.config import LinkageConfig, ResidentsConfig
 from app.validation import StrictModel
 
@@ -298,6 +299,8 @@ class TenantConfig(StrictModel):
     sla: SlaConfig
     linkage: LinkageConfig = LinkageConfig()
     residents: ResidentsConfig = ResidentsConfig()
+    roles: RolesConfig | None = None  # None only for configs stored before issue 5; loader always sets it
+    security: SecurityConfig = SecurityConfig()
     catalogue: Catalogue | None = None  # guidance.yaml + procedures.yaml + forms/catalog.yaml
     fees: FeeTable = FeeTable()
     forms: list[FormSource] = Field(default_factory=list)  # forms/<id>/form.yaml; stored per version at sync

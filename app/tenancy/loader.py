@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.forms.loader import FeeTable, check_outbound, load_forms
 from app.guidance.loader import load_catalogue
+from app.identity.config import RolesConfig, SecurityConfig
 from app.linkage.config import LinkageConfig, ResidentsConfig
 from app.tenancy.config import SlaConfig, TenantConfig, TenantIdentity
 
@@ -30,6 +31,8 @@ FILES: dict[str, tuple[type[BaseModel], str]] = {
     "linkage.yaml": (LinkageConfig, "linkage"),
     "residents.yaml": (ResidentsConfig, "residents"),
     "fees.yaml": (FeeTable, "fees"),
+    "roles.yaml": (RolesConfig, "roles"),
+    "security.yaml": (SecurityConfig, "security"),
 }
 
 

@@ -26,6 +26,7 @@ from app.forms.models import FormVersion
 from app.forms.service import content_hash as form_content_hash
 from app.guidance.catalogue import Catalogue
 from app.guidance.models import CatalogueVersion
+from app.identity.provisioning import RoleSeedError, seed_roles
 from app.tenancy.config import TenantConfig
 from app.tenancy.loader import config_hash, load_all
 from app.tenancy.models import Tenant
@@ -86,6 +87,10 @@ def provision_tenant(conn: Connection, config: TenantConfig) -> SyncResult:
     if config.catalogue is not None:
         store_catalogue(conn, config.catalogue)
     store_forms(conn, config.forms)
+    try:
+        seed_roles(conn, config.roles)
+    except RoleSeedError as exc:
+        raise TenantSyncError(f"{ident.id}: {exc}") from exc
     digest = config_hash(config)
     row: dict[str, Any] = {
         "id": ident.id,

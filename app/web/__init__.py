@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, g, redirect, request, url_for
+from flask import Blueprint, Flask, g
 from werkzeug.wrappers import Response
 
 from app.dates import JST
 from app.dates.wareki import format_wareki
-from app.identity.context import current_principal
-from app.tenancy.context import enter_tenant, is_public
+from app.identity.authz import admit
 
 tenant_web = Blueprint("web", __name__, url_prefix="/<tenant>")
 root_web = Blueprint("root", __name__)
@@ -31,16 +30,8 @@ def _add_tenant(endpoint: str, values: dict[str, Any]) -> None:
 
 @tenant_web.before_request
 def _guard() -> Response | None:
-    enter_tenant(g.tenant_id)
-    view = current_app.view_functions.get(request.endpoint or "")
-    if is_public(view):
-        return None
-    principal = current_principal()
-    if principal is None:
-        return redirect(url_for("web.login", next=request.path))
-    if principal.tenant_id != g.tenant.id:
-        abort(404)
-    return None
+    """Tenant, principal and the view's declared permissions (app.identity.authz)."""
+    return admit(api=False)
 
 
 def jst(value: dt.datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
@@ -58,12 +49,14 @@ def wareki(value: dt.date | None) -> str:
 
 def register(app: Flask) -> None:
     from app.web import (  # noqa: F401  (views register on the blueprints)
+        admin,
         admin_forms,
         auth,
         counter,
         forms,
         guidance,
         linkage,
+        ops,
         pages,
         preapply,
         residents,
@@ -74,3 +67,4 @@ def register(app: Flask) -> None:
     app.add_template_global(minutes_since, "minutes_since")
     app.register_blueprint(root_web)
     app.register_blueprint(tenant_web)
+    app.register_blueprint(ops.ops_web)

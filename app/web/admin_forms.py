@@ -17,6 +17,7 @@ from app.dates import JST
 from app.forms import editing, service
 from app.forms.definition import FormDefinition
 from app.forms.editing import FormEditError
+from app.identity.permissions import requires
 from app.pdf import PageImageError, page_images
 from app.tenancy.context import tenant_config, tenant_db
 from app.web import tenant_web
@@ -40,6 +41,7 @@ def _skeleton(form_id: str) -> str:
 
 
 @tenant_web.route("/admin/forms")
+@requires("admin.forms")
 def admin_forms(error: str | None = None) -> str:
     db = tenant_db()
     active = {f.definition.id: f for f in service.list_forms(db)}
@@ -50,6 +52,7 @@ def admin_forms(error: str | None = None) -> str:
 
 
 @tenant_web.route("/admin/forms/new")
+@requires("admin.forms")
 def admin_form_new() -> str | Response:
     form_id = request.args.get("form_id", "").strip()
     if not _FORM_ID.fullmatch(form_id):
@@ -58,6 +61,7 @@ def admin_form_new() -> str | Response:
 
 
 @tenant_web.route("/admin/forms/<form_id>", methods=["GET", "POST"])
+@requires("admin.forms")
 def admin_form_edit(form_id: str) -> str | Response:
     if not _FORM_ID.fullmatch(form_id):
         abort(404)
@@ -96,6 +100,7 @@ def admin_form_edit(form_id: str) -> str | Response:
 
 
 @tenant_web.route("/admin/forms/<form_id>/preview", methods=["POST"])
+@requires("admin.forms")
 def admin_form_preview(form_id: str) -> Response:
     """Live preview of the text in the editor: JSON with a PNG of page 1, or the PDF itself."""
     if not _FORM_ID.fullmatch(form_id):
@@ -123,6 +128,7 @@ def admin_form_preview(form_id: str) -> Response:
 
 
 @tenant_web.route("/admin/forms/versions/<int:row_id>", methods=["POST"])
+@requires("admin.forms")
 def admin_form_version(row_id: int) -> Response:
     """承認 or 取下げ of one version."""
     db = tenant_db()

@@ -20,6 +20,7 @@ from app.dates import JST
 from app.forms import service as forms
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.service import GuidanceInputError, active_catalogue
+from app.identity.permissions import requires
 from app.residents import service as residents
 from app.residents.service import SearchInputError, SearchQuery
 from app.tenancy.context import tenant_config, tenant_db
@@ -54,6 +55,7 @@ def _version() -> int:
 
 
 @tenant_web.route("/reception", methods=["GET", "POST"])
+@requires("counter.reception")
 def reception() -> str:
     office = _office(request.values.get("office"))
     db = tenant_db()
@@ -72,6 +74,7 @@ def reception() -> str:
 
 
 @tenant_web.route("/desk", methods=["GET", "POST"])
+@requires("counter.cases")
 def desk() -> str | Response:
     office = _office(request.values.get("office"))
     counter_id = request.values.get("counter") or office.counters[0].id
@@ -110,6 +113,7 @@ def desk() -> str | Response:
 
 
 @tenant_web.route("/display")
+@requires("counter.reception")
 def display() -> str:
     """The hall's display: the numbers called most recently and the window to go to."""
     office = _office(request.args.get("office"))
@@ -129,6 +133,7 @@ def _case_or_404(case_id: int) -> Case:
 
 
 @tenant_web.route("/cases/<int:case_id>")
+@requires("counter.cases")
 def case_view(case_id: int) -> str:
     db, config = tenant_db(), tenant_config()
     case = _case_or_404(case_id)
@@ -191,6 +196,7 @@ PROCEDURE_LABELS = {"pending": "未回付", "handed_over": "回付済み（待�
 
 
 @tenant_web.route("/cases/<int:case_id>/card")
+@requires("counter.cases")
 def case_card(case_id: int) -> str:
     """htmx fragment: the newest card read at this case's counter, with the residents it matches."""
     db, config = tenant_db(), tenant_config()
@@ -207,6 +213,7 @@ def case_card(case_id: int) -> str:
 
 
 @tenant_web.route("/cases/<int:case_id>/identify", methods=["POST"])
+@requires("counter.cases")
 def case_identify(case_id: int) -> Response:
     db = tenant_db()
     _case_or_404(case_id)
@@ -247,6 +254,7 @@ def _household_from_form(form: Any) -> list[dict[str, Any]]:
 
 
 @tenant_web.route("/cases/<int:case_id>/qr", methods=["POST"])
+@requires("counter.cases")
 def case_qr(case_id: int) -> Response:
     """A QR code scanned at the counter (the scanner types it into the field)."""
     db = tenant_db()
@@ -274,6 +282,7 @@ def case_qr(case_id: int) -> Response:
 
 
 @tenant_web.route("/cases/<int:case_id>/events", methods=["POST"])
+@requires("counter.cases")
 def case_events(case_id: int) -> Response:
     db = tenant_db()
     case = _case_or_404(case_id)
@@ -300,6 +309,7 @@ def case_events(case_id: int) -> Response:
 
 
 @tenant_web.route("/cases/<int:case_id>/hand-over", methods=["POST"])
+@requires("counter.cases")
 def case_hand_over(case_id: int) -> Response:
     db = tenant_db()
     _case_or_404(case_id)
@@ -314,6 +324,7 @@ def case_hand_over(case_id: int) -> Response:
 
 
 @tenant_web.route("/cases/<int:case_id>/status", methods=["POST"])
+@requires("counter.cases")
 def case_status(case_id: int) -> Response:
     db = tenant_db()
     _case_or_404(case_id)
@@ -335,6 +346,7 @@ def case_status(case_id: int) -> Response:
 
 
 @tenant_web.route("/cases/<int:case_id>/sheet")
+@requires("counter.cases")
 def case_sheet(case_id: int) -> Response:
     """手続案内書 for the case (every event), A4 PDF."""
     from app.guidance.sheet import render_sheet
@@ -362,6 +374,7 @@ def _sheets(guidance: service.CaseGuidance) -> bytes:
 
 
 @tenant_web.route("/cases/<int:case_id>/forms/<form_id>", methods=["GET", "POST"])
+@requires("counter.cases", "forms.use")
 def case_form(case_id: int, form_id: str) -> str | Response:
     """A form filled from the case: the resident, or the household described for a family moving in."""
     db, config = tenant_db(), tenant_config()
@@ -381,12 +394,14 @@ def case_form(case_id: int, form_id: str) -> str | Response:
 
 
 @tenant_web.route("/queues")
+@requires("counter.queue")
 def queues() -> str:
     db = tenant_db()
     return render_template("counter/queues.html", figures=service.handling_figures(db))
 
 
 @tenant_web.route("/queues/<department>", methods=["GET", "POST"])
+@requires("counter.queue")
 def queue(department: str) -> str | Response:
     db = tenant_db()
     error = None
@@ -409,6 +424,7 @@ def queue(department: str) -> str | Response:
 
 
 @tenant_web.route("/cases")
+@requires("counter.cases")
 def case_search() -> str:
     db = tenant_db()
     status = request.args.get("status", "")
@@ -425,6 +441,7 @@ def case_search() -> str:
 
 
 @tenant_web.route("/supervisor")
+@requires("counter.supervise")
 def supervisor() -> str:
     office = _office(request.args.get("office"))
     db = tenant_db()

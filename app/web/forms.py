@@ -23,6 +23,7 @@ from app.forms.fill import FormSubject
 from app.forms.models import Application
 from app.forms.service import FormInputError
 from app.forms.signature import SignatureError, decode_signature
+from app.identity.permissions import requires
 from app.pdf import PageImageError, page_images
 from app.tenancy.context import current_tenant, tenant_config, tenant_db
 from app.web import tenant_web
@@ -72,6 +73,7 @@ def _corrections(definition: FormDefinition, form: Any) -> dict[str, Any]:
 
 
 @tenant_web.route("/residents/<int:resident_id>/forms")
+@requires("forms.use")
 def resident_forms(resident_id: int) -> str:
     db = tenant_db()
     try:
@@ -91,6 +93,7 @@ def resident_forms(resident_id: int) -> str:
 
 
 @tenant_web.route("/residents/<int:resident_id>/forms/<form_id>", methods=["GET", "POST"])
+@requires("forms.use")
 def resident_form(resident_id: int, form_id: str) -> str | Response:
     db, config = tenant_db(), tenant_config()
     source = request.form if request.method == "POST" else request.args
@@ -154,6 +157,7 @@ def fill_page(
 
 
 @tenant_web.route("/applications")
+@requires("forms.use")
 def applications() -> str:
     status = request.args.get("status", "")
     rows = service.list_applications(tenant_db(), status=status or None)
@@ -173,19 +177,11 @@ def _application_or_404(application_id: int) -> Application:
     return application
 
 
-@tenant_web.route("/applications/<int:application_id>", methods=["GET", "POST"])
-def application_detail(application_id: int) -> str | Response:
+@tenant_web.route("/applications/<int:application_id>")
+@requires("forms.use")
+def application_detail(application_id: int) -> str:
     db = tenant_db()
     application = _application_or_404(application_id)
-    error = None
-    if request.method == "POST" and request.form.get("action") == "accept":
-        try:
-            service.accept(db, application_id, _actor_id())
-        except FormInputError as exc:
-            error = str(exc)
-        else:
-            db.commit()
-            return redirect(url_for("web.application_detail", application_id=application_id))  # type: ignore[return-value]
     definition, _ = service.stored_form(db, application)
     service.record_application_view(db, application)
     db.commit()
@@ -198,11 +194,27 @@ def application_detail(application_id: int) -> str | Response:
         deliveries=service.deliveries_of(db, application.id),
         status_labels=STATUS_LABELS,
         delivery_labels=DELIVERY_LABELS,
-        error=error,
+        error=request.args.get("error"),
     )
 
 
+@tenant_web.route("/applications/<int:application_id>/accept", methods=["POST"])
+@requires("forms.accept")
+def application_accept(application_id: int) -> Response:
+    """受理: the application may leave by the back linkage."""
+    db = tenant_db()
+    _application_or_404(application_id)
+    try:
+        service.accept(db, application_id, _actor_id())
+    except FormInputError as exc:
+        db.rollback()
+        return redirect(url_for("web.application_detail", application_id=application_id, error=str(exc)))  # type: ignore[return-value]
+    db.commit()
+    return redirect(url_for("web.application_detail", application_id=application_id))  # type: ignore[return-value]
+
+
 @tenant_web.route("/applications/<int:application_id>/pdf")
+@requires("forms.use")
 def application_pdf(application_id: int) -> Response:
     try:
         pdf = service.application_document(tenant_db(), application_id)
@@ -217,6 +229,7 @@ def application_pdf(application_id: int) -> Response:
 
 
 @tenant_web.route("/tablet")
+@requires("forms.sign")
 def tablet() -> str:
     """The pen tablet's home: applications filed today that still wait for a signature."""
     since = dt.datetime.now(JST).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -225,6 +238,7 @@ def tablet() -> str:
 
 
 @tenant_web.route("/applications/<int:application_id>/sign", methods=["GET", "POST"])
+@requires("forms.sign")
 def application_sign(application_id: int) -> str | Response:
     db = tenant_db()
     application = _application_or_404(application_id)

@@ -15,6 +15,7 @@ from app.dates import JST
 from app.forms.service import list_forms
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.service import GuidanceInputError, active_catalogue, guide
+from app.identity.permissions import requires
 from app.tenancy.context import tenant_config, tenant_db
 from app.web import tenant_web
 
@@ -29,6 +30,7 @@ def _answers(form: Any, question_ids: list[str]) -> dict[str, Any]:
 
 
 @tenant_web.route("/residents/<int:resident_id>/guidance", methods=["GET", "POST"])
+@requires("residents.view", "guidance.use")
 def resident_guidance(resident_id: int) -> str | Response:
     db = tenant_db()
     try:

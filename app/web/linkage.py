@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, render_template
 
 from app.audit import record
+from app.identity.permissions import requires
 from app.linkage import service
 from app.linkage.models import ImportBatch
 from app.tenancy.context import tenant_db
@@ -12,6 +13,7 @@ from app.web import tenant_web
 
 
 @tenant_web.route("/linkage/batches")
+@requires("linkage.batches.view")
 def linkage_batches() -> str:
     batches = [service.batch_summary(b) for b in service.list_batches(tenant_db(), limit=100)]
     running = any(b["status"] in ("queued", "running") for b in batches)
@@ -19,6 +21,7 @@ def linkage_batches() -> str:
 
 
 @tenant_web.route("/linkage/batches/<int:batch_id>")
+@requires("linkage.batches.view", "linkage.rejections.view")
 def linkage_batch(batch_id: int) -> str:
     db = tenant_db()
     batch = db.get(ImportBatch, batch_id)

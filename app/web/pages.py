@@ -9,6 +9,7 @@ from flask import render_template
 from app.dates import JST
 from app.dates.wareki import format_wareki
 from app.guidance.service import GuidanceInputError, active_catalogue
+from app.identity.permissions import signed_in
 from app.tenancy.context import tenant_config, tenant_db
 from app.tenancy.service import registry, tenant_calendars
 from app.web import root_web, tenant_web
@@ -20,6 +21,7 @@ def index() -> str:
 
 
 @tenant_web.route("/")
+@signed_in
 def home() -> str:
     config = tenant_config()
     now = dt.datetime.now(JST)

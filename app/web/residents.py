@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, render_template, request
 
+from app.identity.permissions import requires
 from app.residents import service
 from app.residents.service import SearchInputError, SearchQuery
 from app.tenancy.context import tenant_config, tenant_db
@@ -11,6 +12,7 @@ from app.web import tenant_web
 
 
 @tenant_web.route("/residents")
+@requires("residents.search")
 def residents_search() -> str:
     args = request.args
     query = SearchQuery(
@@ -38,6 +40,7 @@ def residents_search() -> str:
 
 
 @tenant_web.route("/residents/<int:resident_id>")
+@requires("residents.view")
 def resident_detail(resident_id: int) -> str:
     shown = service.view(tenant_db(), resident_id, purpose=request.args.get("purpose") or None)
     if shown is None:
