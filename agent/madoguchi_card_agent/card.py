@@ -190,6 +190,8 @@ class CardSession:
             data, sw1, sw2 = self._send([*apdu[:4], sw2], "READ BINARY")
         if (sw1, sw2) == SW_OK or (sw1, sw2) == (0x62, 0x82):  # 62 82: end of file before Le
             return data
+        if (sw1, sw2) == (0x6B, 0x00) and offset > 0:  # offset past the end of the file
+            return b""
         raise UnexpectedStatus(sw1, sw2, "READ BINARY")
 
     def read_face(self) -> CardFace:
