@@ -8,6 +8,8 @@ terminal), so getpass falls back to reading the PIN from stdin, which the test f
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -45,7 +47,15 @@ def server() -> Iterator[Recorder]:
 class AgentProcess:
     """The agent program, its stdout collected line by line."""
 
-    def __init__(self, pcscd: pcscd_harness.Pcscd, server: Recorder, tmp_path: Path, stdin_text: str) -> None:
+    def __init__(
+        self,
+        pcscd: pcscd_harness.Pcscd,
+        server: Recorder,
+        tmp_path: Path,
+        stdin_text: str,
+        *,
+        once: bool = True,
+    ) -> None:
         env = {
             **os.environ,
             **pcscd.client_env(),
@@ -58,7 +68,13 @@ class AgentProcess:
         }
         env.pop("MADOGUCHI_CARD_AGENT_CONFIG", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "madoguchi_card_agent", "--once", "-v"],
+            [
+                sys.executable,
+                "-m",
+                "madoguchi_card_agent",
+                *(["--once"] if once else []),
+                "-vv",
+            ],  # -vv: APDU headers
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -93,10 +109,10 @@ class AgentProcess:
     def out(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_for(self, text: str, timeout: float = 20.0) -> None:
+    def wait_for(self, text: str, timeout: float = 20.0, count: int = 1) -> None:
         deadline = time.monotonic() + timeout
         with self._changed:
-            while text not in self.out:
+            while self.out.count(text) < count:
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
                     _code, err = self.finish(timeout=0)
@@ -172,8 +188,11 @@ def test_card_read_through_pcscd_and_vpcd(
     ]
     assert flow[6].startswith("00 B0 00 07 ")
     assert not any(a[1] == 0xA4 and a[5:] == EF_MYNUMBER for a in card.apdus)
-    assert "2580" not in err
+    assert "APDU 00 20 00 80 (VERIFY)" in err  # -vv logs APDU headers ...
+    scrubbed = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", "<time>", err.replace(server.url, "<url>"))
+    assert "2580" not in scrubbed  # ... and never the PIN (timestamps and the server's port aside)
     assert "32 35 38 30" not in err
+    assert "𠮷田" not in err  # nor the card data
     record_property("pcscd_mode", pcscd.mode)
     record_property("pcscd_startup_seconds", round(pcscd.startup_seconds, 2))
     record_property("card_read_seconds", round(elapsed, 2))
@@ -203,3 +222,30 @@ def test_blocked_card_through_pcscd(pcscd: pcscd_harness.Pcscd, server: Recorder
     assert "残り回数" not in out
     assert card.verifies_sent() == []
     assert server.requests == []
+
+
+def test_the_loop_serves_one_card_after_another(
+    pcscd: pcscd_harness.Pcscd, server: Recorder, tmp_path: Path
+) -> None:
+    first, second = SimulatedCard(name="御坊 一郎", pin="1111"), SimulatedCard(name="御坊 二郎", pin="2222")
+    agent = AgentProcess(pcscd, server, tmp_path, "1111\n2222\n", once=False)
+    try:
+        for n, card in enumerate((first, second), start=1):
+            agent.wait_for("マイナンバーカードを読取機", count=n)
+            icc = VirtualIcc(card, pcscd.port)
+            icc.insert()
+            try:
+                agent.wait_for("カードをお取りください。", count=n)
+            finally:
+                icc.remove()
+        agent.wait_for("マイナンバーカードを読取機", count=3)  # waiting for the next visitor
+        agent.proc.send_signal(signal.SIGINT)  # the clerk closes it with Ctrl+C
+        code, err = agent.finish()
+    finally:
+        if agent.proc.poll() is None:
+            agent.finish(timeout=0)
+    assert code == 130, err
+    assert "終了します。" in agent.out
+    assert [r.json["name"] for r in server.requests] == ["御坊 一郎", "御坊 二郎"]
+    assert len(first.verifies_sent()) == 1
+    assert len(second.verifies_sent()) == 1
