@@ -65,6 +65,7 @@ EXPECTED: dict[str, set[str]] = {
     "web.admin_form_edit": FORM_ADMINS,
     "web.admin_form_preview": FORM_ADMINS,
     "web.admin_form_version": FORM_ADMINS,
+    "web.admin_card_readers": {"管理者"},
     "web.residents_search": CLERKS,
     "web.resident_detail": CLERKS,
     "web.resident_guidance": CLERKS,

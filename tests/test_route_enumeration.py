@@ -59,15 +59,19 @@ def test_every_tenant_route_is_404_with_another_tenants_credentials(app: Flask, 
 def test_public_tenant_routes_are_only_the_declared_ones(app: Flask) -> None:
     public = sorted(r.endpoint for r in _tenant_rules(app) if is_public(app.view_functions[r.endpoint]))
     # Adding a public (no-login) page is a security decision: extend this list deliberately.
-    assert public == [
-        "tenant_api.issue_token",  # OAuth2 token endpoint: the client authenticates with its secret
-        "web.login",
-        "web.login_totp",  # second step: needs the pending login cookie from the first
-        "web.oidc_callback",  # the city's IdP sends the browser back; state, PKCE and nonce checked
-        "web.oidc_start",
-        "web.pre_form",  # 事前申請 by residents at home: writes only its own row, rate limited per address
-        "web.pre_start",
-    ]
+    assert (
+        public
+        == [
+            "tenant_api.issue_token",
+            "tenant_api.post_card_read",  # the reader agent: checks its own device token, rate limited  # OAuth2 token endpoint: the client authenticates with its secret
+            "web.login",
+            "web.login_totp",  # second step: needs the pending login cookie from the first
+            "web.oidc_callback",  # the city's IdP sends the browser back; state, PKCE and nonce checked
+            "web.oidc_start",
+            "web.pre_form",  # 事前申請 by residents at home: writes only its own row, rate limited per address
+            "web.pre_start",
+        ]
+    )
 
 
 def test_wrong_tenant_and_unknown_tenant_answers_are_indistinguishable(

@@ -141,9 +141,21 @@ def parse_card_face(payload: Any) -> CardFace:
     return CardFace(name, address, birth, sex, bool(payload.get("outside_jis0208")), read_at)
 
 
-def receive_read(session: Session, reader: CardReader, face: CardFace) -> CardRead:
+def receive_read(
+    session: Session, reader: CardReader, face: CardFace, idempotency_key: str | None = None
+) -> CardRead:
+    """Store a read; the same ``idempotency_key`` from the same reader returns the first one."""
+    if idempotency_key is not None:
+        existing = session.scalars(
+            select(CardRead).where(
+                CardRead.reader_id == reader.id, CardRead.idempotency_key == idempotency_key
+            )
+        ).first()
+        if existing is not None:
+            return existing
     purge_stale(session)
     read = CardRead(
+        idempotency_key=idempotency_key,
         reader_id=reader.id,
         name=face.name,
         address=face.address,

@@ -151,7 +151,10 @@ class CardRead(TenantBase):
     """
 
     __tablename__ = "card_reads"
-    __table_args__ = (Index(None, "reader_id", "received_at"),)
+    __table_args__ = (
+        Index(None, "reader_id", "received_at"),
+        UniqueConstraint("reader_id", "idempotency_key"),
+    )
 
     id: Mapped[int] = id_column()
     reader_id: Mapped[int]
@@ -164,6 +167,7 @@ class CardRead(TenantBase):
     received_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
     claimed_case_id: Mapped[int | None]
     claimed_at: Mapped[dt.datetime | None]
+    idempotency_key: Mapped[str | None]  # the agent's retry of one read is recognised, not stored twice
 
 
 class PreApplication(TenantBase):

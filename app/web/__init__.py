@@ -50,6 +50,7 @@ def wareki(value: dt.date | None) -> str:
 def register(app: Flask) -> None:
     from app.web import (  # noqa: F401  (views register on the blueprints)
         admin,
+        admin_devices,
         admin_forms,
         auth,
         counter,

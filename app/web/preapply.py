@@ -14,9 +14,9 @@ from app.counter import preapply
 from app.dates import JST
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.service import ActiveCatalogue, GuidanceInputError, active_catalogue
+from app.ratelimit import limit_per_address
 from app.tenancy.context import public_endpoint, tenant_config, tenant_db
 from app.web import tenant_web
-from app.web.limits import limit_per_address
 
 
 def _catalogue() -> ActiveCatalogue:

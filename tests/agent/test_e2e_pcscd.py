@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,19 +51,21 @@ class AgentProcess:
     def __init__(
         self,
         pcscd: pcscd_harness.Pcscd,
-        server: Recorder,
+        server: Recorder | Any,  # anything with the service's base ``url``
         tmp_path: Path,
         stdin_text: str,
         *,
         once: bool = True,
+        tenant: str = "gobo",
+        token: str = "e2e-device-token",  # noqa: S107 - the recording server accepts anything
     ) -> None:
         env = {
             **os.environ,
             **pcscd.client_env(),
             "XDG_CONFIG_HOME": str(tmp_path / "no-config"),
             "MADOGUCHI_CARD_AGENT_SERVICE_URL": server.url,
-            "MADOGUCHI_CARD_AGENT_TENANT": "gobo",
-            "MADOGUCHI_CARD_AGENT_DEVICE_TOKEN": "e2e-device-token",
+            "MADOGUCHI_CARD_AGENT_TENANT": tenant,
+            "MADOGUCHI_CARD_AGENT_DEVICE_TOKEN": token,
             "MADOGUCHI_CARD_AGENT_READER": pcscd_harness.READER_SLOT0,
             "PYTHONIOENCODING": "utf-8",
         }
