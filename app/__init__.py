@@ -67,6 +67,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.teardown_appcontext(close_tenant_db)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    if settings.metrics_enabled:
+        from app.observability.metrics import instrument
+
+        instrument(app)  # registered last, so its after-request hook runs first (status as sent)
     # Registered after flask-smorest's own handler so HTML pages get HTML errors.
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
