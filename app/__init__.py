@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.tenancy.context import close_tenant_db
 
     app.register_blueprint(health)
+    from app.observability import ops
+
+    ops.register(app)  # /ops/... incidents and the Alertmanager webhook (TODO(identity): provider login)
     web.register(app)
     api.register(app)
     csrf.exempt(api.tenant_api)  # API writes authenticate by token (issue 5), not by cookie alone

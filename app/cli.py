@@ -15,6 +15,7 @@ from app.jobs.cli import worker
 from app.linkage import cli_adapters  # noqa: F401  (attaches linkage check and poll)
 from app.linkage.cli import linkage
 from app.logs import configure_logging
+from app.observability.cli import incidents, sla
 from app.residents.cli import residents
 from app.tenancy.cli import calendar, demo, tenants
 
@@ -27,7 +28,7 @@ def main() -> None:
     actor_var.set(cli_actor())
 
 
-for _group in (tenants, calendar, users, demo, worker, linkage, residents, guidance):
+for _group in (tenants, calendar, users, demo, worker, linkage, residents, guidance, sla, incidents):
     main.add_command(_group)
 
 if __name__ == "__main__":
