@@ -26,18 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from app.audit.models import AuditEntry
 from app.config import get_settings
+from app.db import usage
 from app.db.session import session_scope
-from app.guidance.models import CatalogueVersion
 from app.kv import get_redis
-from app.linkage.models import ImportBatch
 from app.tenancy.calendar import JST, Override
-from app.tenancy.models import CalendarOverride
-from app.tenancy.service import TenantRecord, registry
+from app.tenancy.service import registry
 
 log = logging.getLogger(__name__)
 REDIS_KEY = "madoguchi:metrics:snapshot"
@@ -128,60 +124,36 @@ def override_windows(overrides: list[tuple[str, Override]], now: dt.datetime) ->
 # --- computing ----------------------------------------------------------------------------------
 
 
-def _figures(session: Session, record: TenantRecord, now: dt.datetime) -> TenantFigures:
+def _figures(session: Session, now: dt.datetime) -> TenantFigures:
     local = now.astimezone(JST)
     day_start = dt.datetime.combine(local.date(), dt.time(), JST)
-    month_start = day_start.replace(day=1)
-    staff = (AuditEntry.actor_type == "staff") & (AuditEntry.occurred_at >= month_start)
-    users = session.execute(
-        select(
-            func.count(distinct(AuditEntry.actor_id)).filter(AuditEntry.occurred_at >= day_start),
-            func.count(distinct(AuditEntry.actor_id)),
-        ).where(staff)
-    ).one()
-    version = session.scalar(
-        select(CatalogueVersion.version)
-        .where(CatalogueVersion.effective_from <= local.date())
-        .order_by(CatalogueVersion.effective_from.desc(), CatalogueVersion.id.desc())
-        .limit(1)
+    first = local.date() - dt.timedelta(days=WINDOW_DAYS_BACK)
+    raw = usage.tenant_figures(session, day_start, day_start.replace(day=1), local.date(), first)
+    figures = TenantFigures(
+        users_day=int(raw["users_day"]),
+        users_month=int(raw["users_month"]),
+        catalogue_version=raw["catalogue_version"],
     )
-    figures = TenantFigures(users_day=int(users[0]), users_month=int(users[1]), catalogue_version=version)
     rows = dict.fromkeys(ROW_RESULTS, 0)
-    for kind, status, count, read, rejected, inserted, updated, unchanged in session.execute(
-        select(
-            ImportBatch.kind,
-            ImportBatch.status,
-            func.count(),
-            func.coalesce(func.sum(ImportBatch.rows_read), 0),
-            func.coalesce(func.sum(ImportBatch.rows_rejected), 0),
-            func.coalesce(func.sum(ImportBatch.rows_inserted), 0),
-            func.coalesce(func.sum(ImportBatch.rows_updated), 0),
-            func.coalesce(func.sum(ImportBatch.rows_unchanged), 0),
-        )
-        .where(ImportBatch.status.in_(("applied", "rejected", "duplicate", "failed")))
-        .group_by(ImportBatch.kind, ImportBatch.status)
-    ):
+    for kind, status, count, *sums in raw["batches"]:
         figures.batches.append((kind, status, int(count)))
-        for key, value in zip(ROW_RESULTS, (read, rejected, inserted, updated, unchanged), strict=True):
+        for key, value in zip(ROW_RESULTS, sums, strict=True):
             rows[key] += int(value)
     figures.rows = rows
-    first = local.date() - dt.timedelta(days=WINDOW_DAYS_BACK)
-    rows_ = session.scalars(select(CalendarOverride).where(CalendarOverride.on_date >= first))
-    overrides = [
-        (
-            str(row.id),
-            Override(
-                row.on_date,
-                row.kind,
-                (row.opens_min, row.closes_min)
-                if row.opens_min is not None and row.closes_min is not None
-                else None,
-                row.created_at,
-                row.revoked_at,
-            ),
+    overrides = []
+    for ident, on_date, kind, opens, closes, created, revoked in raw["overrides"]:
+        overrides.append(
+            (
+                str(ident),
+                Override(
+                    dt.date.fromisoformat(on_date),
+                    kind,
+                    (opens, closes) if opens is not None and closes is not None else None,
+                    dt.datetime.fromtimestamp(float(created), dt.UTC),
+                    dt.datetime.fromtimestamp(float(revoked), dt.UTC) if revoked is not None else None,
+                ),
+            )
         )
-        for row in rows_
-    ]
     figures.windows = [
         (w.kind, w.label, w.start.timestamp(), w.end.timestamp()) for w in override_windows(overrides, now)
     ]
@@ -198,7 +170,7 @@ def compute(now: dt.datetime | None = None) -> Snapshot:
             continue
         try:
             with session_scope(record.binding) as session:
-                tenants[record.id] = _figures(session, record, now)
+                tenants[record.id] = _figures(session, now)
         except Exception:  # one broken tenant must not blank everyone's figures
             log.exception("metrics snapshot failed for tenant %s", record.id)
     return Snapshot(time.time(), time.perf_counter() - started, tenants)
