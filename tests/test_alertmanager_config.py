@@ -102,9 +102,9 @@ def _desk_open(intervals: list[dict[str, Any]], moment: dt.datetime) -> bool:
 )
 def test_desk_hours(tenant: str, moment: dt.datetime, staffed: bool) -> None:
     config = yaml.safe_load(CHECKED_IN.read_text())
-    intervals = next(
-        i["time_intervals"] for i in config["time_intervals"] if i["name"] == f"support-desk-{tenant}"
-    )
+    route = next(r for r in config["route"]["routes"] if r["receiver"] == f"support-desk-{tenant}")
+    (name,) = route["active_time_intervals"]
+    intervals = next(i["time_intervals"] for i in config["time_intervals"] if i["name"] == name)
     assert _desk_open(intervals, moment) is staffed
 
 
@@ -118,3 +118,14 @@ def test_desk_intervals_match_the_calendar_every_quarter_hour_for_a_year(
         while moment.year == 2027:
             assert _desk_open(intervals, moment) == desk.is_open(moment), (tenant, moment)
             moment += dt.timedelta(minutes=15)
+
+
+def test_tenants_with_the_same_desk_hours_share_one_interval(tenants: dict[str, TenantConfig]) -> None:
+    many = dict(tenants)
+    for i in range(5):
+        many[f"gobo{i}"] = tenants["gobo"]
+    config = alertmanager.config(many)
+    assert len(config["time_intervals"]) == 3  # osaka, gobo (and its copies), yamaguchi
+    assert len(config["receivers"]) == 1 + len(many)
+    copies = [r for r in config["route"]["routes"] if r["receiver"] == "support-desk-gobo3"]
+    assert copies[0]["active_time_intervals"] == ["desk-hours-gobo"]

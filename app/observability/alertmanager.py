@@ -6,6 +6,8 @@ resolves incidents; which receiver delivers it says who is told:
 - ``support-desk-<tenant>`` while that tenant's support desk (問い合わせ窓口) is staffed: a time
   interval listing, per month, the days and hours of the desk calendar for ``HOLIDAY_YEARS``
   (Asia/Tokyo), so national holidays and the year-end closing are left out by construction;
+  tenants with identical desk hours share one interval (``desk-hours-<first tenant>``), so the
+  file grows by two short routes and a receiver per tenant, not by a calendar per tenant;
 - ``oncall`` at every other time (the same interval mutes it), and for alerts without a tenant.
 
 Temporary openings entered by administrators are not in these intervals: an alert during one that
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import calendar as cal
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -90,9 +93,15 @@ def config(tenants: Mapping[str, TenantConfig]) -> dict[str, Any]:
             "webhook_configs": [_webhook("oncall")],
         }
     ]
+    shared: dict[str, str] = {}  # interval content -> name: tenants with the same desk hours share one
     for tenant, tenant_config in sorted(tenants.items()):
         name = f"support-desk-{tenant}"
-        intervals.append({"name": name, "time_intervals": desk_intervals(tenant_config)})
+        spec = desk_intervals(tenant_config)
+        key = json.dumps(spec, sort_keys=True)
+        interval = shared.get(key)
+        if interval is None:
+            interval = shared[key] = f"desk-hours-{tenant}"
+            intervals.append({"name": interval, "time_intervals": spec})
         receivers.append(
             {
                 "name": name,
@@ -104,12 +113,12 @@ def config(tenants: Mapping[str, TenantConfig]) -> dict[str, Any]:
             {
                 "receiver": name,
                 "matchers": [f'tenant="{tenant}"'],
-                "active_time_intervals": [name],
+                "active_time_intervals": [interval],
                 "continue": True,
             }
         )
         routes.append(
-            {"receiver": "oncall", "matchers": [f'tenant="{tenant}"'], "mute_time_intervals": [name]}
+            {"receiver": "oncall", "matchers": [f'tenant="{tenant}"'], "mute_time_intervals": [interval]}
         )
     return {
         "global": {"resolve_timeout": "5m"},
