@@ -64,12 +64,19 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     init_limiter(app, settings)
     app.register_blueprint(health)
+    from app.observability import ops
+
+    ops.register(app)  # /ops/incidents (provider staff sign-in) and the Alertmanager webhook
     web.register(app)
     api.register(app)
     csrf.exempt(api.tenant_api)  # API writes authenticate by token (issue 5), not by cookie alone
     app.teardown_appcontext(close_tenant_db)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    if settings.metrics_enabled:
+        from app.observability.metrics import instrument
+
+        instrument(app)  # registered last, so its after-request hook runs first (status as sent)
     # Registered after flask-smorest's own handler so HTML pages get HTML errors.
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StorageError, _limiter_unavailable)

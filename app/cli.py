@@ -16,6 +16,7 @@ from app.jobs.cli import worker
 from app.linkage import cli_adapters  # noqa: F401  (attaches linkage check and poll)
 from app.linkage.cli import linkage
 from app.logs import configure_logging
+from app.observability.cli import incidents, sla
 from app.residents.cli import residents
 from app.tenancy.cli import calendar, demo, tenants
 
@@ -28,7 +29,21 @@ def main() -> None:
     actor_var.set(cli_actor())
 
 
-for _group in (tenants, calendar, users, clients, ops, demo, worker, linkage, residents, guidance, forms):
+for _group in (
+    tenants,
+    calendar,
+    users,
+    clients,
+    ops,
+    demo,
+    worker,
+    linkage,
+    residents,
+    guidance,
+    forms,
+    sla,
+    incidents,
+):
     main.add_command(_group)
 
 if __name__ == "__main__":

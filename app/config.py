@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     log_json: bool = True
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
+    # Observability (issue 7): /metrics, the database-derived snapshot behind it, the incident webhook.
+    metrics_enabled: bool = True
+    metrics_snapshot_seconds: float = Field(
+        default=60.0, description="how old the database-derived figures on /metrics may get"
+    )
+    git_commit: str | None = Field(default=None, description="set by the build; else read from git once")
+    alertmanager_webhook_token_ref: str = Field(
+        default="env:MADOGUCHI_ALERTMANAGER_WEBHOOK_TOKEN",
+        description="secret reference (app.secrets) of the bearer token Alertmanager sends",
+    )
 
     @property
     def role_prefix(self) -> str:

@@ -205,9 +205,11 @@ CONF
 
 start_alertmanager() {
   mkdir -p "$VAR/alertmanager/data"
+  secret alertmanager_webhook >/dev/null  # the bearer token Alertmanager sends to the webhook
   if [ -f "$ROOT/dashboards/alertmanager.yml" ]; then
-    sed "s#http://127.0.0.1:APP_PORT#http://127.0.0.1:$APP_PORT#g" "$ROOT/dashboards/alertmanager.yml" \
-      > "$VAR/alertmanager/alertmanager.yml"
+    sed -e "s#http://127.0.0.1:APP_PORT#http://127.0.0.1:$APP_PORT#g" \
+      -e "s#/etc/madoguchi/secrets/alertmanager_webhook#$SECRETS/alertmanager_webhook#g" \
+      "$ROOT/dashboards/alertmanager.yml" > "$VAR/alertmanager/alertmanager.yml"
   else
     cat > "$VAR/alertmanager/alertmanager.yml" <<CONF
 route:
@@ -251,6 +253,7 @@ write_env() {
     echo "export MADOGUCHI_APP_PORT='$APP_PORT'"
     echo "export MADOGUCHI_PG_SOCKET_DIR='$PGRUN' MADOGUCHI_PG_PORT='$PG_PORT'"
     echo "export MADOGUCHI_SECRET_KEY='$(secret flask_secret_key)'"
+    echo "export MADOGUCHI_ALERTMANAGER_WEBHOOK_TOKEN='$(secret alertmanager_webhook)'"
   } > "$f.tmp"
   chmod 600 "$f.tmp"
   mv "$f.tmp" "$f"

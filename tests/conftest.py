@@ -222,3 +222,22 @@ def runtime_engine() -> Engine:
     from app.db.engine import get_engine
 
     return get_engine()
+
+
+def provider_client(
+    app: Flask, login_id: str = "ops-sato", name: str = "運用 佐藤"
+) -> tuple[FlaskClient, str]:
+    """A client signed in at /ops as provider staff (TOTP enrolled at the first login)."""
+    from app.config import get_settings
+    from app.db.names import control_binding
+    from app.identity.models import ProviderStaff
+    from app.identity.passwords import hash_password
+
+    with new_session(control_binding(get_settings().role_prefix)) as session:
+        staff = ProviderStaff(login=login_id, display_name=name, password_hash=hash_password(PASSWORD))
+        session.add(staff)
+        session.commit()
+        provider_id = str(staff.id)
+    client = app.test_client()
+    login(client, "ops", login_id, prefix="/ops")
+    return client, provider_id

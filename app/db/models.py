@@ -8,6 +8,7 @@ import app.forms.models
 import app.guidance.models
 import app.identity.models
 import app.linkage.models
+import app.observability.models
 import app.residents.models
 import app.tenancy.models  # noqa: F401
 from app.db.base import ControlBase, TenantBase

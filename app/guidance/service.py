@@ -32,6 +32,7 @@ from app.guidance.engine import (
 from app.guidance.facts import MemberInput
 from app.guidance.models import CatalogueVersion
 from app.linkage.validate import valid_relation
+from app.observability.metrics import record_business
 from app.residents.models import Resident, ResidentAttribute
 
 _compiled: dict[str, CompiledCatalogue] = {}
@@ -224,6 +225,9 @@ def guide(
         raise GuidanceInputError(
             f"answers.{exc.question}" if exc.question != "event" else "event", str(exc)
         ) from exc
+    binding = session.info.get("binding")
+    if binding is not None:
+        record_business(binding.key, "guidance_determination", "to_confirm" if result.confirm else "ok")
     if resident_id is not None:
         record(
             session,

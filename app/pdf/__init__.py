@@ -80,6 +80,10 @@ def render_template_html(directory: Path, name: str, **context: Any) -> str:
     return templates(str(directory)).get_template(name).render(**context)
 
 
+def render_template_pdf(directory: Path, name: str, **context: Any) -> bytes:
+    return renderer().render(render_template_html(directory, name, **context))
+
+
 class PageImageError(RuntimeError):
     """pdftoppm could not rasterise the PDF."""
 

@@ -103,6 +103,10 @@ class TenantRegistry:
         self._refresh()
         return sorted(self._records.values(), key=lambda r: r.code)
 
+    def cached_config(self, record: TenantRecord) -> TenantConfig | None:
+        """The parsed configuration if this process already has it; never touches the database."""
+        return self._configs.get(record.config_hash)
+
     def config(self, record: TenantRecord) -> TenantConfig:
         cached = self._configs.get(record.config_hash)
         if cached is not None:

@@ -47,19 +47,31 @@ def _close(exc: BaseException | None = None) -> None:
         session.close()
 
 
+def require_provider(*, api: bool = False) -> Response | None:
+    """Signed-in, active provider staff, or: pages → the ops login, API → 401. Used by every /ops area."""
+    principal = current_principal()
+    if principal is not None and principal.kind == "provider":
+        # A session of its own, closed before the view runs: views open theirs on the same schema.
+        with new_session(control_binding(get_settings().role_prefix)) as session:
+            account = session.get(ProviderStaff, int(principal.subject_id))
+            active = account is not None and account.is_active
+        if active:
+            return None
+        if principal.session_id:
+            sessions.revoke(principal.session_id)
+    if api:
+        abort(401)
+    return redirect(url_for("ops.login", next=request.path))
+
+
 @ops_web.before_request
 def _guard() -> Response | None:
     view = current_app.view_functions.get(request.endpoint or "")
     if is_public(view):
         return None
-    principal = current_principal()
-    if principal is None or principal.kind != "provider":
-        return redirect(url_for("ops.login", next=request.path))
-    account = ops_db().get(ProviderStaff, int(principal.subject_id))
-    if account is None or not account.is_active:
-        if principal.session_id:
-            sessions.revoke(principal.session_id)
-        return redirect(url_for("ops.login"))
+    refused = require_provider()
+    if refused is not None:
+        return refused
     if declared(view) is None:
         abort(403)  # fail closed, as on tenant routes
     return None
