@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,21 @@ def _load_services_env() -> None:
     os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")
     os.environ["MADOGUCHI_TENANTS_DIR"] = str(ROOT / "tenants")
     os.environ["MADOGUCHI_DOCUMENTS_BUCKET"] = "madoguchi-test-documents"
+
+
+
+def without_forms(folder: Path) -> None:
+    """A copied city folder without its form definitions and back-linkage targets, for tests that
+    bring their own catalogue or forms (the city's outbound targets name the city's forms)."""
+    forms = folder / "forms"
+    if forms.is_dir():
+        for child in forms.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+    linkage = folder / "linkage.yaml"
+    if linkage.is_file():
+        text = linkage.read_text(encoding="utf-8")
+        linkage.write_text(text.split("\noutbound:", 1)[0], encoding="utf-8")
 
 
 _load_services_env()
