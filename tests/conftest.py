@@ -45,7 +45,6 @@ def _load_services_env() -> None:
     os.environ["MADOGUCHI_DOCUMENTS_BUCKET"] = "madoguchi-test-documents"
 
 
-
 def without_forms(folder: Path) -> None:
     """A copied city folder without its form definitions and back-linkage targets, for tests that
     bring their own catalogue or forms (the city's outbound targets name the city's forms)."""

@@ -125,7 +125,6 @@ def test_computed_fee_field(clean: None, tmp_path: Path) -> None:
     assert "900" in pdf_text(pdf, tmp_path)
 
 
-
 def test_answer_checkboxes_read_the_guidance_strings() -> None:
     """Answers carried over from the guidance page arrive as "yes"/"no": "no" is not a ticked box."""
     from app.forms.definition import FormDefinition
@@ -139,6 +138,7 @@ def test_answer_checkboxes_read_the_guidance_strings() -> None:
     for answer, ticked in (("no", False), ("yes", True), (True, True), (False, False), (None, False)):
         subject.answers = {"employer_insurance": answer}
         assert fill(definition, subject).values["insured"] is ticked, answer
+
 
 # --- applications and certificate requests --------------------------------------------------
 
