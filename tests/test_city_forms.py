@@ -1,10 +1,10 @@
 """The three cities' forms (tenants/<city>/forms, fees.yaml, linkage.yaml outbound).
 
 Every catalogue form is defined and fills from a household with MJ names (𠮷田, 髙橋, 﨑) and a
-60-character 方書 without problems; every form prints (the cities' own layouts as PDFs — one A4
-page, the exact names and 和暦 dates in the text layer, names in IPAmj明朝, nothing past the page
-edge, the pen-tablet signature drawn — the generic ones as HTML plus one PDF per city, since the
-generic template is shared); fees come from fees.yaml and agree with procedures.yaml; every
+60-character 方書 without problems; every form prints (the cities' own layouts as PDFs with every
+typed field as long as the form allows — one A4 page, the exact names and 和暦 dates in the text
+layer, names in IPAmj明朝, nothing past the page edge, the pen-tablet signature drawn — the generic
+ones as HTML plus one PDF per city, since the generic template is shared); fees come from fees.yaml and agree with procedures.yaml; every
 back-linkage target builds its CSV in its declared encoding and columns.
 """
 
@@ -92,6 +92,15 @@ def typed_in(spec: FormField) -> Any:
         return spec.choices[0].value
     return {"date": "2026-04-15", "phone": "0738-22-1234", "number": "1", "kana": "ミホン",
             "postal_code": "644-0001", "checkbox": True}.get(spec.type, "記入例")  # fmt: skip
+
+
+def longest_typed_in(spec: FormField) -> Any:
+    """The worst case a layout must hold: every text as long as the form allows, every count 99."""
+    if spec.type in ("text", "multiline"):
+        return ("長い記入例" * 80)[: spec.max_length or 20]
+    if spec.type == "number":
+        return "9" * min(spec.max_length or 2, 2)
+    return typed_in(spec)
 
 
 def filled_form(tenant: str, source: FormSource, **extra: Any) -> FilledForm:
@@ -207,7 +216,9 @@ def test_own_layout_fits_one_page_with_exact_names_and_dates(
     tenant: str, form_id: str, tmp_path: Path
 ) -> None:
     source = next(f for f in city(tenant).forms if f.definition.id == form_id)
-    filled = filled_form(tenant, source)
+    worst = {f.id: longest_typed_in(f) for f in source.definition.fields
+             if f.source == "input" and not f.id.startswith("unit_")}  # fmt: skip
+    filled = filled_form(tenant, source, **worst)
     assert filled.ok, filled.problems
     path = tmp_path / f"{uuid.uuid4().hex}.pdf"
     path.write_bytes(render_pdf(filled, tenant_name=city(tenant).tenant.name, template=source.template,
