@@ -239,6 +239,30 @@ def test_own_layout_fits_one_page_with_exact_names_and_dates(
     assert len(poppler("pdfimages", path, "-list").splitlines()) > 2  # the signature is drawn
 
 
+@pytest.mark.parametrize(
+    ("tenant", "form_id"),
+    [(c, f.definition.id) for c in CITIES for f in city(c).forms
+     if f.template is not None and any(t.id == "children" for t in f.definition.tables)],
+)  # fmt: skip
+def test_own_layout_child_tables_fit_one_page_when_full(tenant: str, form_id: str, tmp_path: Path) -> None:
+    """A parent with as many children as the table takes, every typed field at its longest."""
+    source = next(f for f in city(tenant).forms if f.definition.id == form_id)
+    rows = next(t.max_rows for t in source.definition.tables if t.id == "children")
+    subject = household(tenant)
+    subject.members = subject.members[:1] + [
+        Person(f"𠮷田\u3000﨑{i}", "ヨシダ サキ", parse("2015-05-01"), 2, "子") for i in range(rows - 1)
+    ]
+    worst = {f.id: longest_typed_in(f) for f in source.definition.fields
+             if f.source == "input" and not f.id.startswith("unit_")}  # fmt: skip
+    filled = fill(source.definition, subject, worst)
+    assert filled.ok, filled.problems
+    path = tmp_path / "full.pdf"
+    path.write_bytes(render_pdf(filled, tenant_name=city(tenant).tenant.name, template=source.template))
+    assert re.search(r"^Pages:\s+1$", poppler("pdfinfo", path), re.M)
+    text = one_space(poppler("pdftotext", path, "-raw"))
+    assert all(f"𠮷田 﨑{i}" in text for i in range(rows - 1))
+
+
 # --- fees -----------------------------------------------------------------------------------------
 
 
