@@ -12,6 +12,7 @@ import html
 import os
 import re
 import shlex
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,20 @@ def _load_services_env() -> None:
     # asserted in tests/test_login_hardening.py and measured by `make bench identity`.
     os.environ["MADOGUCHI_ARGON2_TIME_COST"] = "1"
     os.environ["MADOGUCHI_ARGON2_MEMORY_KIB"] = "8192"
+
+
+def without_forms(folder: Path) -> None:
+    """A copied city folder without its form definitions and back-linkage targets, for tests that
+    bring their own catalogue or forms (the city's outbound targets name the city's forms)."""
+    forms = folder / "forms"
+    if forms.is_dir():
+        for child in forms.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+    linkage = folder / "linkage.yaml"
+    if linkage.is_file():
+        text = linkage.read_text(encoding="utf-8")
+        linkage.write_text(text.split("\noutbound:", 1)[0], encoding="utf-8")
 
 
 _load_services_env()

@@ -18,7 +18,7 @@ from app.tenancy.config import code_check_digit
 from app.tenancy.loader import load_tenant
 from app.tenancy.provisioning import deprovision, sync
 from app.tenancy.service import registry
-from tests.conftest import ROOT, truncate_tenant_tables
+from tests.conftest import ROOT, truncate_tenant_tables, without_forms
 
 TENANT = "formtest"
 DATA = ROOT / "tests" / "data" / "forms"
@@ -53,6 +53,7 @@ def tenant_files(tmp: Path) -> Path:
     shutil.copytree(ROOT / "tenants" / "_defaults", root / "_defaults")
     shutil.copytree(ROOT / "tenants" / "gobo", root / TENANT)
     folder = root / TENANT
+    without_forms(folder)
     text = (folder / "tenant.yaml").read_text(encoding="utf-8")
     code = "99020" + str(code_check_digit("99020"))
     (folder / "tenant.yaml").write_text(

@@ -125,6 +125,21 @@ def test_computed_fee_field(clean: None, tmp_path: Path) -> None:
     assert "900" in pdf_text(pdf, tmp_path)
 
 
+def test_answer_checkboxes_read_the_guidance_strings() -> None:
+    """Answers carried over from the guidance page arrive as "yes"/"no": "no" is not a ticked box."""
+    from app.forms.definition import FormDefinition
+    from app.forms.fill import fill
+
+    definition = FormDefinition.model_validate({
+        "id": "answers", "name": "回答", "version": "1", "effective_from": "2026-04-01",
+        "fields": [{"id": "insured", "label": "勤務先の保険", "type": "checkbox", "source": "answer.employer_insurance"}],
+    })  # fmt: skip
+    subject = family()
+    for answer, ticked in (("no", False), ("yes", True), (True, True), (False, False), (None, False)):
+        subject.answers = {"employer_insurance": answer}
+        assert fill(definition, subject).values["insured"] is ticked, answer
+
+
 # --- applications and certificate requests --------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from app.dates.japanese import parse
 from app.guidance.engine import AnswerError, CompiledCatalogue, coerce_answers, compile_catalogue, determine
 from app.guidance.facts import MemberInput, member_facts
 from app.tenancy.loader import TenantConfigError, load_tenant
-from tests.conftest import ROOT
+from tests.conftest import ROOT, without_forms
 
 DATA = ROOT / "tests" / "data" / "catalogue"
 EVENT_DAY = dt.date(2026, 11, 21)
@@ -26,6 +26,7 @@ def tenant_dir(tmp_path: Path) -> Path:
     root = tmp_path / "tenants"
     shutil.copytree(ROOT / "tenants" / "_defaults", root / "_defaults")
     shutil.copytree(ROOT / "tenants" / "gobo", root / "gobo")
+    without_forms(root / "gobo")
     for name in ("guidance.yaml", "procedures.yaml"):
         shutil.copy(DATA / name, root / "gobo" / name)
     (root / "gobo" / "forms").mkdir(exist_ok=True)

@@ -25,7 +25,15 @@ from app.tenancy.config import code_check_digit
 from app.tenancy.loader import load_tenant
 from app.tenancy.provisioning import deprovision, sync
 from app.tenancy.service import registry
-from tests.conftest import ROOT, STAFF_TABLES, login, make_staff, tenant_session, truncate_tenant_tables
+from tests.conftest import (
+    ROOT,
+    STAFF_TABLES,
+    login,
+    make_staff,
+    tenant_session,
+    truncate_tenant_tables,
+    without_forms,
+)
 from tests.linkage_files import person, write
 
 TENANT = "guidetest"
@@ -36,6 +44,7 @@ def _tenant_files(tmp: Path) -> Path:
     root = tmp / "tenants"
     shutil.copytree(ROOT / "tenants" / "_defaults", root / "_defaults")
     shutil.copytree(ROOT / "tenants" / "gobo", root / TENANT)
+    without_forms(root / TENANT)
     text = (root / TENANT / "tenant.yaml").read_text(encoding="utf-8")
     code = "99010" + str(code_check_digit("99010"))
     text = text.replace("id: gobo", f"id: {TENANT}").replace('code: "302058"', f'code: "{code}"')

@@ -88,7 +88,9 @@ def _from_source(spec: FormField, subject: FormSubject) -> Any:
     if scope == "answer":
         value = subject.answers.get(attr)
         if spec.type == "checkbox":
-            return bool(value)
+            # Answers carried over from the guidance page are the form's strings ("yes"/"no"):
+            # fill() reads those like a clerk's correction, so "no" is not a ticked box.
+            return value if isinstance(value, str) else bool(value)
         if isinstance(value, list):
             return "、".join(map(str, value))
         return "" if value is None else str(value)
