@@ -355,8 +355,10 @@ def check_pdf(pdf: bytes) -> dict[str, Any]:
         found = re.findall(r"(.)田\s*太郎", text)
         out["yoshida_text_layer_has"] = [f"U+{ord(c):04X} {c}" for c in sorted(set(found))]
     if not out["ivs_in_text"]:
-        found = re.findall(r"葛(.?)城", text)
-        out["ivs_text_layer_has"] = ["葛" + (f"+U+{ord(c):04X}" if c else "") for c in sorted(set(found))]
+        found = re.findall(r"葛([^\s城]?)\s*城", _run(["pdftotext", "-raw"], pdf))  # content-stream order
+        out["ivs_text_layer_has"] = [
+            f"葛+U+{ord(c):04X}" if c else "葛 alone (the selector is dropped)" for c in sorted(set(found))
+        ]
     box = find_run(lines, KATAGAKI)
     if box is None:
         out["katagaki_in_box"] = False
