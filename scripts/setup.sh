@@ -27,7 +27,7 @@ want=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing Python packages into $VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
+  "$VENV/bin/pip" install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev,bench]"
   echo "$want" > "$stamp"
 fi
 # axe-core (accessibility checks in the browser tests), from the npm registry, checked by hash.

@@ -300,6 +300,36 @@ def test_export_survives_storage_being_down_and_delivers_exactly_once(
     assert manifest["sha256"] == __import__("hashlib").sha256(data).hexdigest()
 
 
+def test_build_csv_cells_per_application_and_per_member_row() -> None:
+    import datetime as dt
+
+    from app.forms.backlink import build_csv
+
+    columns = [
+        {"name": "申請番号", "value": "application.id"},
+        {"name": "受理", "value": "application.accepted_at"},
+        {"name": "行", "value": "row"},
+        {"name": "電話", "value": "field.phone"},
+        {"name": "氏名", "value": "member.name"},
+        {"name": "区分", "value": "const:=転入"},
+    ]
+    target = OutboundTarget.model_validate({"name": "t-csv", "bucket": "b-csv", "forms": ["juumin_idou"],
+                                            "rows": "members", "member_table": "members", "columns": columns})  # fmt: skip
+    accepted = dt.datetime(2026, 11, 21, 1, 2, 3, tzinfo=dt.UTC)
+    applications = [
+        Application(id=1, accepted_at=accepted, data={"values": {"phone": "+81"}, "tables": {"members": [{"name": "𠮷田"}, {"name": "髙橋"}]}}),
+        Application(id=2, accepted_at=None, data={"values": {}, "tables": {"members": []}}),
+    ]  # fmt: skip
+    data, rows = build_csv(target, applications, {})
+    assert rows == 3
+    assert list(csv.reader(io.StringIO(data.decode("utf-8")))) == [
+        ["申請番号", "受理", "行", "電話", "氏名", "区分"],
+        ["1", "2026-11-21 10:02:03", "1", "'+81", "𠮷田", "'=転入"],
+        ["1", "2026-11-21 10:02:03", "2", "'+81", "髙橋", "'=転入"],
+        ["2", "", "3", "", "", "'=転入"],  # no members: one row, member cells empty
+    ]
+
+
 def test_safe_cell() -> None:
     assert [safe_cell(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "\rx", "ok", None)] == [
         "'=1+1", "'+1", "'-1", "'@x", "'\tx", "'\rx", "ok", ""

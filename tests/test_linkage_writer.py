@@ -84,3 +84,13 @@ def test_writer_bom_once_and_atomic(tmp_path: Path) -> None:
     assert writer.stats is not None
     assert writer.stats.rows == 1
     assert (tmp_path / "a.csv").read_text().splitlines()[1] == "1,国保,加入,2026-04-01,"
+
+
+def test_text_encoder_replaces_each_unencodable_character_once_per_occurrence() -> None:
+    from app.linkage.config import Layout
+    from app.linkage.writer import TextEncoder
+
+    encoder = TextEncoder(Layout(variant="t", encoding="cp932", gaiji={}))
+    text = "𠮷田]^\\-𠮷😀" + IVS_KATSURAGI + "\r\n"
+    assert encoder.encode(text, final=True).decode("cp932") == "〓田]^\\-〓〓葛城\r\n"
+    assert (encoder.replaced, encoder.selectors_dropped) == (3, 1)
