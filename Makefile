@@ -17,8 +17,8 @@ run: ## set up everything, provision the three cities with demo data, start the 
 test: ## set up everything and run lint, types and the whole test suite
 	@scripts/test.sh
 
-bench: ## benchmarks; results to docs/benchmarks.md and bench/results/
-	@scripts/bench.sh
+bench: ## benchmarks (all, or BENCH="forms linkage"); results to docs/benchmarks.md and bench/results/
+	@scripts/bench.sh $(BENCH)
 
 lint: setup ## ruff and mypy only
 	@scripts/lint.sh

@@ -142,7 +142,8 @@ def _tenant_folder() -> Path:
     shutil.rmtree(folder / "forms", ignore_errors=True)
     shutil.copytree(FORMS, folder / "forms")
     linkage = folder / "linkage.yaml"
-    linkage.write_text(linkage.read_text(encoding="utf-8") + OUTBOUND, encoding="utf-8")
+    own = linkage.read_text(encoding="utf-8").split("\noutbound:", 1)[0]  # Gobo's targets name Gobo's forms
+    linkage.write_text(own + OUTBOUND, encoding="utf-8")
     return folder
 
 
