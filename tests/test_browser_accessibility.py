@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,13 @@ def visit(family: int) -> dict[str, Any]:  # noqa: F811
         case = service.open_case(session, config, "1", office_id="shiyakusho", ticket_id=ticket.id)
         service.identify(session, case.id, case.version, "1", by="search", resident_id=family)
         service.set_events(
-            session, case.id, case.version, "1", events=["tenkyo"], event_date=dt.date(2026, 11, 20), answers={}
+            session,
+            case.id,
+            case.version,
+            "1",
+            events=["tenkyo"],
+            event_date=dt.date(2026, 11, 20),
+            answers={},
         )
         service.hand_over(session, case.id, case.version, "1")
         reader, _ = cards.register_reader(session, config, name="市民課 3番", office_id="shiyakusho",
