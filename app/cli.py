@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from app.audit.cli import audit
 from app.audit.service import actor_var
 from app.cliutil import cli_actor
 from app.config import get_settings
@@ -27,7 +28,7 @@ def main() -> None:
     actor_var.set(cli_actor())
 
 
-for _group in (tenants, calendar, users, demo, worker, linkage, residents, guidance):
+for _group in (tenants, calendar, users, demo, worker, linkage, residents, guidance, audit):
     main.add_command(_group)
 
 if __name__ == "__main__":

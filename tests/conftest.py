@@ -90,7 +90,7 @@ def db(provisioned: dict[str, TenantRecord]) -> Iterator[None]:
         db_session.end_test_isolation()
 
 
-PROVISIONED_TABLES = {"catalogue_versions"}  # written by tenants sync, not by the tests
+PROVISIONED_TABLES = {"catalogue_versions", "audit_retention"}  # written by tenants sync, not by the tests
 
 
 def truncate_tenant_tables(tenants: dict[str, TenantRecord]) -> None:
@@ -160,3 +160,21 @@ def runtime_engine() -> Engine:
     from app.db.engine import get_engine
 
     return get_engine()
+
+
+@pytest.fixture
+def audit_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A fresh prefix for operation-log seals and archives in the test bucket (also seen by CLI
+    subprocesses, through the environment)."""
+    import uuid
+
+    from app.audit.storage import AuditStore
+    from app.config import get_settings
+
+    monkeypatch.setenv("MADOGUCHI_AUDIT_BUCKET", "madoguchi-audit-test")
+    monkeypatch.setenv("MADOGUCHI_AUDIT_PREFIX", f"test-{uuid.uuid4().hex[:12]}/")
+    get_settings.cache_clear()
+    try:
+        yield AuditStore.from_settings()
+    finally:
+        get_settings.cache_clear()
