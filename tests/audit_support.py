@@ -12,12 +12,14 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from app.audit import Actor, record
 from app.audit.canonical import GENESIS, digest, entry_object, format_time
 from app.cli import main
 from app.db.engine import admin_engine
 from app.db.session import session_scope
+from app.residents.models import Resident
 from app.tenancy.service import registry
 from tests.conftest import ROOT
 
@@ -113,3 +115,15 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def resident(session: Session, n: int, name: str) -> int:
+    person = Resident(
+        atena_no=f"9000{n:05d}", household_no="800000001", household_order=n, name=name, name_search=name,
+        kana=None, kana_search=None, kana_confirmed=False, birth={"text": "1980-01-01"}, sex=1, relation="世帯主",
+        address="御坊市薗1番地", address_search="御坊市薗1", status="住民", kind="日本人", row_hash=n,
+        last_batch_id=0,
+    )  # fmt: skip
+    session.add(person)
+    session.flush()
+    return person.id

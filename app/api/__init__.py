@@ -36,7 +36,7 @@ def _guard() -> None:
 
 
 def register(app: Flask) -> None:
-    from app.api import guidance, linkage, residents, tenant  # noqa: F401  (routes register on the blueprint)
+    from app.api import audit, guidance, linkage, residents, tenant  # noqa: F401  (routes register on the blueprint)
 
     api.init_app(app)
     api.register_blueprint(tenant_api)

@@ -12,6 +12,7 @@ sometimes masked too; that costs a detail, never the number.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from typing import Any
@@ -87,3 +88,23 @@ def mask_value(value: Any) -> tuple[Any, int]:
 def contains_my_number(text: str) -> bool:
     """For tests and output scanners: does ``text`` (NFKC-normalised) hold a valid My Number?"""
     return mask_text(unicodedata.normalize("NFKC", text))[1] > 0
+
+
+class MyNumberFilter(logging.Filter):
+    """Masks My Numbers in a log record — message, text extras (e.g. a request path) and traceback —
+    before a handler formats it. ``app.logs.configure_logging`` puts it on the application's handler."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message, found = mask_text(record.getMessage())
+        if found:
+            record.msg, record.args = message, None
+        for key, value in list(vars(record).items()):
+            if isinstance(value, str) and key != "msg":
+                masked, found = mask_text(value)
+                if found:
+                    setattr(record, key, masked)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_text(self._formatter.formatException(record.exc_info))[0]
+        return True

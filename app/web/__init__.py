@@ -41,7 +41,7 @@ def _guard() -> Response | None:
 
 
 def register(app: Flask) -> None:
-    from app.web import auth, guidance, linkage, pages, residents  # noqa: F401  (views register on the blueprints)
+    from app.web import audit, auth, guidance, linkage, pages, residents  # noqa: F401  (views register on the blueprints)
 
     app.register_blueprint(root_web)
     app.register_blueprint(tenant_web)
