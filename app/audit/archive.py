@@ -32,7 +32,7 @@ import datetime as dt
 import gzip
 import hashlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -91,8 +91,8 @@ def retention_boundary(years: int, today: dt.date) -> dt.date:
 
 
 def _lines(
-    code: str, rows: Iterator[tuple[Any, ...]], out: IO[bytes], last: dict[str, Any]
-) -> Iterator[tuple[Any, ...]]:
+    code: str, rows: Iterator[Sequence[Any]], out: IO[bytes], last: dict[str, Any]
+) -> Iterator[Sequence[Any]]:
     """Pass rows through, writing each as an archive line; remember the last one."""
     for row in rows:
         obj = entry_object(code, row[0], row[1], *row[3:14])

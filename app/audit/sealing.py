@@ -33,6 +33,7 @@ from app.db.names import code_for_schema
 from app.tenancy.service import TenantRecord, registry
 
 log = logging.getLogger(__name__)
+RECENT = 100_000  # entries back from the head where the previous seal is looked for first
 
 
 @dataclass
@@ -93,12 +94,16 @@ def seal(record: TenantRecord, session: Session, store: AuditStore | None = None
     """Seal the tenant's current chain head unless it is already sealed (idempotent)."""
     store = store or AuditStore.from_settings()
     code = code_for_schema(record.schema_name)
-    seals, _ = store.seals(record.schema_name)
-    last = seals[-1] if seals else None
     head = _head(session)
     if head is None:
         return SealResult(record.id, "empty")
     seq, hash_, at = head
+    # The previous seal is normally a few minutes of entries back: list from there, not from 1.
+    seals = (
+        store.seals(record.schema_name, from_seq=max(0, seq - RECENT))[0]
+        or store.seals(record.schema_name)[0]
+    )
+    last = seals[-1] if seals else None
     result = SealResult(record.id, "refused", seq, hash_)
     if last is not None and last.seq > seq:
         result.problems = [Problem("cut_tail", seq + 1, last.seq, {"sealed_seq": last.seq, "table_seq": seq})]

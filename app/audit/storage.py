@@ -140,12 +140,16 @@ class AuditStore:
         except Exception as exc:
             raise StorageError(f"{self.where(key)} を読めません（{type(exc).__name__}）") from exc
 
-    def keys(self, prefix: str) -> Iterator[str]:
+    def keys(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
         self.ensure_bucket()
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
-            ):
+            paginator = self.client.get_paginator("list_objects_v2")
+            pages = (
+                paginator.paginate(Bucket=self.bucket, Prefix=prefix, StartAfter=start_after)
+                if start_after
+                else paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+            )
+            for page in pages:
                 for obj in page.get("Contents", []):
                     yield obj["Key"]
         except Exception as exc:
@@ -153,11 +157,15 @@ class AuditStore:
                 f"{self.where(prefix)} の一覧を取得できません（{type(exc).__name__}）"
             ) from exc
 
-    def seals(self, schema: str) -> tuple[list[SealRef], list[str]]:
-        """Seals in seq order, and the keys under seals/ that are not seals at all."""
+    def seals(self, schema: str, from_seq: int = 0) -> tuple[list[SealRef], list[str]]:
+        """Seals (from ``from_seq`` on) in seq order, and keys under seals/ that are not seals.
+
+        Keys sort by seq (12 digits), so a listing can start right before ``from_seq``.
+        """
         prefix = f"{self.tenant_prefix(schema)}seals/"
+        start = f"{prefix}{from_seq - 1:012d}~" if from_seq > 0 else None  # "~" sorts after "-<hash>"
         refs, strays = [], []
-        for key in self.keys(prefix):
+        for key in self.keys(prefix, start):
             m = _SEAL_KEY.fullmatch(key[len(prefix) :])
             if m:
                 refs.append(SealRef(int(m.group(1)), m.group(2), key))

@@ -29,7 +29,7 @@ import json
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -165,7 +165,7 @@ class ChainChecker:
         self.mismatched_seals: list[tuple[int, str]] = []  # (seq, stored hash)
         self._recent: deque[tuple[str, int]] = deque(maxlen=_RECENT)  # (stored hash, seq)
 
-    def feed(self, rows: Iterable[tuple[Any, ...]]) -> None:
+    def feed(self, rows: Iterable[Sequence[Any]]) -> None:
         tenant, seals, sha256 = self.tenant, self.seals, hashlib.sha256
         expected, prev, prev_link, count = self.expected, self.prev, self.prev_link, self.count
         recent = self._recent
@@ -183,7 +183,7 @@ class ChainChecker:
             count += 1
         self.expected, self.prev, self.prev_link, self.count = expected, prev, prev_link, count
 
-    def _anomaly(self, row: tuple[Any, ...], obj: dict[str, Any], content_ok: bool) -> None:
+    def _anomaly(self, row: Sequence[Any], obj: dict[str, Any], content_ok: bool) -> None:
         seq, link = row[0], row[1]
         gap = seq != self.expected
         if seq > self.expected:
@@ -243,7 +243,7 @@ class ChainChecker:
         )
 
 
-def _archive_rows(lines: Iterable[bytes]) -> Iterator[tuple[Any, ...]]:
+def _archive_rows(lines: Iterable[bytes]) -> Iterator[Sequence[Any]]:
     """Archive lines (canonical entry + ``hash``) as ``STREAM_COLUMNS`` tuples."""
     for line in lines:
         e = json.loads(line)

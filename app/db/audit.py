@@ -17,7 +17,8 @@ The functions called here live in every tenant schema (migration t0004):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, text
@@ -55,7 +56,7 @@ STREAM_COLUMNS = (
 _STREAM = (
     "SELECT seq, prev_hash, hash, to_char(occurred_at AT TIME ZONE 'UTC', %(fmt)s),"
     " actor_type, actor_id, actor_name, terminal, action, subject_type, subject_id, purpose,"
-    " request_id, details, id FROM audit_log"
+    " request_id, details::text, id FROM audit_log"
     " WHERE seq >= %(lo)s AND seq <= %(hi)s ORDER BY seq"
 )
 
@@ -101,16 +102,37 @@ def flush_wal(session: Session) -> None:
 
 def stream_entries(
     session: Session, first_seq: int = 1, last_seq: int | None = None, batch: int = 20_000
-) -> Iterator[tuple[Any, ...]]:
-    """Entries in ``seq`` order through a server-side cursor (constant memory), as tuples in
-    ``STREAM_COLUMNS`` order, the time already in the canonical text form."""
+) -> Iterator[Sequence[Any]]:
+    """Entries in ``seq`` order through a server-side cursor (constant memory), as rows in
+    ``STREAM_COLUMNS`` order, the time already in the canonical text form.
+
+    ``details`` travels as text and is parsed here by the C JSON scanner: psycopg's jsonb loader
+    (``json.loads`` on bytes, which first sniffs the encoding) made verifying a million entries
+    take 31 s instead of 20.
+    """
     raw = session.connection().connection.driver_connection
     assert raw is not None
     params = {"fmt": PG_TIME_FORMAT, "lo": first_seq, "hi": last_seq if last_seq is not None else 2**62}
-    with raw.cursor(name="audit_stream") as cursor:
+    with raw.cursor(name="audit_stream", row_factory=_entry_row) as cursor:
         cursor.itersize = batch
         cursor.execute(_STREAM, params)
         yield from cursor
+
+
+# json.loads without its whitespace checks (PostgreSQL's jsonb text has none around the value);
+# scan_once is set in JSONDecoder.__init__, which typeshed does not declare.
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _entry_row(cursor: Any) -> Any:
+    scan = _scan_json
+
+    def make_row(values: Sequence[Any]) -> Sequence[Any]:
+        row = list(values)
+        row[13] = scan(row[13], 0)[0]
+        return row
+
+    return make_row
 
 
 def delete_archived(
