@@ -13,9 +13,10 @@ from app.audit.archive import ArchiveRefused, archive, retention_boundary
 from app.audit.jobs import schedule_audit_jobs, seal_job
 from app.audit.sealing import seal
 from app.audit.service import actor_var
-from app.audit.signing import public_keys, verify_document
+from app.audit.signing import SigningKeyError, public_key_text, public_keys, signing_key, verify_document
 from app.audit.storage import AuditStore
 from app.audit.verify import verify
+from app.config import get_settings
 from app.db.session import session_scope
 from app.jobs import queue
 from app.tenancy.calendar import JST
@@ -180,3 +181,24 @@ def test_archive_and_seal_from_the_command_line(
     sealed = run_cli("seal", "gobo")
     assert sealed.exit_code == 0, sealed.output
     assert sealed.output.startswith("封印しました: 連番3")  # 2 and the audit.archived entry
+
+
+def test_verification_needs_only_the_public_key(
+    committed: dict[str, TenantRecord], audit_store: AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write("gobo", 2)
+    with session_scope(committed["gobo"].binding) as session:
+        seal(committed["gobo"], session, audit_store)
+    public = public_key_text(signing_key())
+    monkeypatch.setenv("MADOGUCHI_AUDIT_SEAL_KEY_REF", "env:MADOGUCHI_NO_SUCH_KEY")
+    monkeypatch.setenv("MADOGUCHI_AUDIT_SEAL_PUBLIC_KEYS", public)
+    get_settings.cache_clear()
+    report = verify(committed["gobo"], audit_store)
+    assert report.ok
+    assert report.latest_seal["seq"] == 2  # type: ignore[index]
+    write("gobo", 1)
+    with (
+        session_scope(committed["gobo"].binding) as session,
+        pytest.raises(SigningKeyError, match="封印用の鍵"),
+    ):
+        seal(committed["gobo"], session, audit_store)

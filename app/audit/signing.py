@@ -87,9 +87,19 @@ def public_keys() -> dict[str, Ed25519PublicKey]:
             except (ValueError, binascii.Error) as exc:
                 raise SigningKeyError("MADOGUCHI_AUDIT_SEAL_PUBLIC_KEYS に読めない公開鍵があります") from exc
             keys[key_id(public)] = public
-    current = signing_key()
-    keys[current.key_id] = current.public
+    try:
+        current = signing_key()
+    except SigningKeyError:
+        if not keys:
+            raise
+    else:  # an auditor may hold the public keys only
+        keys[current.key_id] = current.public
     return keys
+
+
+def public_key_text(key: SealKey) -> str:
+    """The public key as MADOGUCHI_AUDIT_SEAL_PUBLIC_KEYS lists it (base64 of the raw 32 bytes)."""
+    return base64.b64encode(key.public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
 
 
 def verify_document(document: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> str | None:
