@@ -211,3 +211,25 @@ def test_the_runtime_role_cannot_write_cuts_or_retention_nor_delete_within_reten
 def test_retention_is_stored_per_tenant_by_sync(provisioned: dict[str, TenantRecord]) -> None:
     years = {t: admin(t, "SELECT retention_years FROM audit_retention")[0][0] for t in provisioned}
     assert years == {"osaka": 5, "gobo": 1, "yamaguchi": 5}
+
+
+def test_a_released_savepoint_does_not_commit_the_transaction_early(
+    committed: dict[str, TenantRecord],
+) -> None:
+    session = new_session(committed["gobo"].binding)
+    try:
+        record(session, "test.entry", actor=CLERK)
+        session.flush()  # chained: this transaction will commit asynchronously, then wait for the flush
+        with session.begin_nested():
+            session.execute(text("SELECT 1"))
+        session.rollback()
+    finally:
+        session.close()
+    assert rows("gobo") == []
+
+
+def test_entries_only_come_through_record(db: None) -> None:
+    with tenant_session("gobo") as session:
+        session.add(AuditEntry(actor_type="system", actor_id="x", action="forged", details={}))
+        with pytest.raises(RuntimeError, match=r"app\.audit\.record only"):
+            session.flush()

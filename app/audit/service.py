@@ -127,8 +127,10 @@ def _unchained(entry: AuditEntry) -> bool:
 def _chain_pending(session: Session, flush_context: UOWTransaction, instances: Any) -> None:
     recorded: list[AuditEntry] = session.info.get(_PENDING, [])
     pending = [e for e in recorded if e in session.new and _unchained(e)]
-    # Entries constructed directly (not through record) are chained too, after the recorded ones.
-    pending += [o for o in session.new if isinstance(o, AuditEntry) and _unchained(o) and o not in pending]
+    if any(isinstance(o, AuditEntry) and _unchained(o) and o not in pending for o in session.new):
+        raise RuntimeError(
+            "audit entries are written through app.audit.record only (it scans and checks them)"
+        )
     if not pending:
         return
     session.info[_PENDING] = []
@@ -163,6 +165,8 @@ _COLUMNS = (
 
 @event.listens_for(Session, "after_commit")
 def _wait_for_durability(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint was released; the transaction goes on
+        return
     connection: Connection | None = session.info.pop(_BARRIER, None)
     if connection is not None:
         durability_barrier(connection, session.info["binding"])
