@@ -7,7 +7,7 @@ import importlib
 
 from bench.common import use_bench_database
 
-BENCHMARKS = ["tenancy", "synthetic", "linkage", "guidance"]
+BENCHMARKS = ["tenancy", "synthetic", "linkage", "guidance", "audit"]
 
 
 def main() -> None:
