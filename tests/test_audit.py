@@ -1,13 +1,35 @@
-"""The minimal audit writer: who, when, terminal, action, subject, purpose — from day one."""
+"""The operation log writer (who, when, terminal, action, subject, purpose) and its hash chain."""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import threading
+
 import pytest
-from sqlalchemy import select
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from app.audit import Actor, record
+from app.audit.canonical import (
+    GENESIS,
+    AuditValueError,
+    canonical_bytes,
+    digest,
+    entry_object,
+    entry_template,
+    fill_template,
+    format_time,
+)
 from app.audit.models import AuditEntry
 from app.audit.service import NoActorError
+from app.audit.storage import AuditStore
+from app.audit.verify import verify
+from app.db.session import new_session, session_scope
+from app.tenancy.service import TenantRecord, registry
+from tests.audit_support import CLERK, admin, rows, write
 from tests.conftest import tenant_session
 
 
@@ -52,27 +74,6 @@ def test_unknown_actor_type_is_rejected() -> None:
 
 
 # --- the hash chain --------------------------------------------------------------------------------
-
-import datetime as dt  # noqa: E402
-import itertools  # noqa: E402
-import threading  # noqa: E402
-
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.exc import DBAPIError, ProgrammingError  # noqa: E402
-
-from app.audit.canonical import (  # noqa: E402
-    GENESIS,
-    AuditValueError,
-    canonical_bytes,
-    digest,
-    entry_object,
-    format_time,
-)
-from app.audit.storage import AuditStore  # noqa: E402
-from app.audit.verify import verify  # noqa: E402
-from app.db.session import new_session, session_scope  # noqa: E402
-from app.tenancy.service import TenantRecord, registry  # noqa: E402
-from tests.audit_support import CLERK, admin, rows, write  # noqa: E402
 
 
 def test_canonical_form_is_exactly_specified() -> None:
@@ -233,3 +234,22 @@ def test_entries_only_come_through_record(db: None) -> None:
         session.add(AuditEntry(actor_type="system", actor_id="x", action="forged", details={}))
         with pytest.raises(RuntimeError, match=r"app\.audit\.record only"):
             session.flush()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(details=st.dictionaries(st.sampled_from(["at", "prev", "seq", "subject", "x", "\"at\":\""]), _json, max_size=5),
+       text_value=st.one_of(st.none(), st.text(max_size=10)), seq=st.integers(min_value=1, max_value=10**12))  # fmt: skip
+def test_the_template_the_database_fills_is_the_canonical_form(
+    details: dict, text_value: str | None, seq: int
+) -> None:  # type: ignore[type-arg]
+    """audit_append() hashes c0 + at + c1 + prev + c2 + seq + c3: it must be the canonical text."""
+    at, prev = "2026-11-21T00:30:00.000005Z", "ab" * 32
+    columns = ("staff", "1", text_value, text_value, "a.b", None, text_value, text_value, None, details)
+    filled = fill_template(entry_template("302058", *columns), at, prev, seq)
+    assert filled == canonical_bytes(entry_object("302058", seq, prev, at, *columns)).decode()
