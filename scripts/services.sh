@@ -258,6 +258,7 @@ write_env() {
     echo "export MADOGUCHI_PG_SOCKET_DIR='$PGRUN' MADOGUCHI_PG_PORT='$PG_PORT'"
     echo "export MADOGUCHI_SECRET_KEY='$(secret flask_secret_key)'"
     echo "export MADOGUCHI_ALERTMANAGER_WEBHOOK_TOKEN='$(secret alertmanager_webhook)'"
+    echo "export MADOGUCHI_AUDIT_SEAL_KEY='$(secret audit_seal_key)'"
   } > "$f.tmp"
   chmod 600 "$f.tmp"
   mv "$f.tmp" "$f"
