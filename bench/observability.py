@@ -219,7 +219,8 @@ def _overhead_child(rounds: int, block: int) -> dict[str, Any]:
         page = client.get("/gobo/login").get_data(as_text=True)
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
         response = client.post(
-            "/gobo/login", data={"login": "benchclerk", "password": "bench-password-1234", "csrf_token": token}
+            "/gobo/login",
+            data={"login": "benchclerk", "password": "bench-password-1234", "csrf_token": token},
         )
         assert response.status_code == 302
         return client
