@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -689,6 +690,22 @@ def test_a_waiting_procedure_always_comes_with_its_open_question(city: str) -> N
                     assert set(e.questions) <= open_ids, (event.code, e.procedure, e.questions)
                     assert not set(e.questions) & set(answers)
                 assert open_ids <= {q for e in result.confirm for q in e.questions}
+
+
+@pytest.mark.parametrize("city", CITIES)
+def test_a_context_of_only_the_names_the_events_rules_read_decides_the_same(city: str) -> None:
+    """The household's context holds only the facts the event's rules read (``reads``): the same
+    determination as with every fact, answered or not, whoever the subject is."""
+    catalogue = compiled(city)
+    everything = replace(catalogue, reads={})
+    for event in catalogue.catalogue.events:
+        for household in (RICH, PLAIN, SINGLE):
+            for people in [*subject_choices(event, household)[:3], household]:  # and unnamed
+                for answers in ({}, answer_sets(catalogue, event.code)[0]):
+                    on = members(*people)
+                    assert determine(catalogue, event.code, DAY, on, answers) == determine(
+                        everything, event.code, DAY, on, answers
+                    ), (event.code, answers)
 
 
 @pytest.mark.parametrize("city", CITIES)

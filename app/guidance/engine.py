@@ -80,6 +80,9 @@ class CompiledCatalogue:
     procedures: list[CompiledProcedure]
     questions: dict[str, CompiledQuestion]
     department_order: dict[str, int]
+    # The fact names the rules of each event read: a household's context holds only those (each
+    # collection of members is converted into CEL values once per context, which is most of the cost).
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def compile_catalogue(catalogue: Catalogue, content_hash: str = "") -> CompiledCatalogue:
@@ -148,7 +151,20 @@ def compile_catalogue(catalogue: Catalogue, content_hash: str = "") -> CompiledC
     if problems:
         raise CatalogueError(problems)
     order = {d.id: i for i, d in enumerate(catalogue.departments)}
-    return CompiledCatalogue(catalogue, content_hash, procedures, questions, order)
+    asking = frozenset(n for q in questions.values() if q.ask_when for n in q.ask_when.names)
+    reads = {
+        e.code: asking
+        | frozenset(
+            n
+            for proc in procedures
+            if e.code in proc.spec.events
+            for rule in (proc.when, *proc.values.values(), *(r for _, r in proc.items), proc.quantity)
+            if rule is not None
+            for n in rule.names
+        )
+        for e in catalogue.events
+    }
+    return CompiledCatalogue(catalogue, content_hash, procedures, questions, order, reads)
 
 
 def questions_of(catalogue: Catalogue) -> dict[str, Question]:
@@ -403,7 +419,12 @@ def determine(
     if subjects is not None:
         for f in facts:
             f["is_subject"] = f["key"] in subjects
-    base = {**household_facts(facts, event, event_date), **answers}
+    reads = compiled.reads.get(event)
+    household = household_facts(facts, event, event_date)
+    base = {
+        **(household if reads is None else {k: v for k, v in household.items() if k in reads}),
+        **answers,
+    }
     household_ctx = context(base)
     member_ctxs: list[cel.Context] | None = None
     asked = {qid for qid, q in compiled.questions.items() if _asked(q, event, household_ctx)}

@@ -56,6 +56,7 @@ class Rule:
     source: str
     program: cel.Program
     questions: frozenset[str]  # question ids the rule reads
+    names: frozenset[str] = frozenset()  # every top-level name it reads (facts, questions, member)
 
 
 def compile_rule(source: str, *, member_scope: bool, question_ids: frozenset[str]) -> Rule:
@@ -76,7 +77,8 @@ def compile_rule(source: str, *, member_scope: bool, question_ids: frozenset[str
         raise RuleError(
             f"知らない名前 {unknown} を参照しています（質問IDか事実の名前を確認してください）{hint}"
         )
-    return Rule(source, program, frozenset(set(program.variables()) & question_ids))
+    names = frozenset(program.variables())
+    return Rule(source, program, names & question_ids, names)
 
 
 @dataclass(frozen=True)
