@@ -93,6 +93,7 @@ def test_every_screen_passes_axe(
         "admin-forms": "/admin/forms",
         "admin-form-edit": "/admin/forms/juumin_idou_todoke",
         "admin-card-readers": "/admin/card-readers",
+        "admin-breakglass": "/admin/breakglass",
         "linkage-batches": "/linkage/batches",
     }
     for name, path in screens.items():
@@ -121,5 +122,12 @@ def test_every_screen_passes_axe(
     tablet_page.goto(f"{base}/applications/{application_id}/sign")
     check_screen(tablet_page, "tablet-sign", violations)
     tablet_page.context.close()
+
+    # provider operations: sign-in (TOTP always) and the incident list
+    ops = page.context.browser.new_context(viewport={"width": 1366, "height": 768}, locale="ja-JP",
+                                           bypass_csp=True).new_page()  # fmt: skip
+    ops.goto(f"{live_server.url}/ops/login")
+    check_screen(ops, "ops-login", violations)
+    ops.context.close()
 
     assert violations == {}, violations

@@ -209,7 +209,7 @@ def case_card(case_id: int) -> str:
     matches = cards.match(db, config, read) if read is not None else []
     if read is not None:
         record(db, "card.shown", subject_type="case", subject_id=case.id, details={"read": read.id,
-               "candidates": [m.resident.id for m in matches]})  # fmt: skip
+               "results": [m.resident.id for m in matches]})  # fmt: skip
     db.commit()
     return render_template("counter/_card.html", case=case, read=read, matches=matches)
 
