@@ -152,7 +152,7 @@ def compile_catalogue(catalogue: Catalogue, content_hash: str = "") -> CompiledC
         raise CatalogueError(problems)
     order = {d.id: i for i, d in enumerate(catalogue.departments)}
     asking = frozenset(n for q in questions.values() if q.ask_when for n in q.ask_when.names)
-    reads = {
+    reads: dict[str, frozenset[str]] = {
         e.code: asking
         | frozenset(
             n
