@@ -694,10 +694,10 @@ def test_a_waiting_procedure_always_comes_with_its_open_question(city: str) -> N
 
 @pytest.mark.parametrize("city", CITIES)
 def test_a_context_of_only_the_names_the_events_rules_read_decides_the_same(city: str) -> None:
-    """The household's context holds only the facts the event's rules read (``reads``): the same
+    """The contexts hold only the facts the event's rules read (``reads``, ``member_reads``): the same
     determination as with every fact, answered or not, whoever the subject is."""
     catalogue = compiled(city)
-    everything = replace(catalogue, reads={})
+    everything = replace(catalogue, reads={}, member_reads={})
     for event in catalogue.catalogue.events:
         for household in (RICH, PLAIN, SINGLE):
             for people in [*subject_choices(event, household)[:3], household]:  # and unnamed

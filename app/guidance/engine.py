@@ -80,9 +80,13 @@ class CompiledCatalogue:
     procedures: list[CompiledProcedure]
     questions: dict[str, CompiledQuestion]
     department_order: dict[str, int]
-    # The fact names the rules of each event read: a household's context holds only those (each
-    # collection of members is converted into CEL values once per context, which is most of the cost).
+    # The names the rules of each event read, per event: a context holds only those (each collection
+    # of members is converted into CEL values once per context, which is most of the cost). ``reads``
+    # for the household's context (household-scope procedures, questions' ask_when), ``member_reads``
+    # for each member's (member-scope procedures: mostly ``member`` alone). An event missing from
+    # them gets every fact.
     reads: dict[str, frozenset[str]] = field(default_factory=dict)
+    member_reads: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def compile_catalogue(catalogue: Catalogue, content_hash: str = "") -> CompiledCatalogue:
@@ -152,19 +156,22 @@ def compile_catalogue(catalogue: Catalogue, content_hash: str = "") -> CompiledC
         raise CatalogueError(problems)
     order = {d.id: i for i, d in enumerate(catalogue.departments)}
     asking = frozenset(n for q in questions.values() if q.ask_when for n in q.ask_when.names)
-    reads: dict[str, frozenset[str]] = {
-        e.code: asking
-        | frozenset(
+
+    def read_by(event: str, scope: str) -> frozenset[str]:
+        return frozenset(
             n
             for proc in procedures
-            if e.code in proc.spec.events
+            if event in proc.spec.events and proc.spec.scope == scope
             for rule in (proc.when, *proc.values.values(), *(r for _, r in proc.items), proc.quantity)
             if rule is not None
             for n in rule.names
         )
-        for e in catalogue.events
+
+    reads: dict[str, frozenset[str]] = {
+        e.code: asking | read_by(e.code, "household") for e in catalogue.events
     }
-    return CompiledCatalogue(catalogue, content_hash, procedures, questions, order, reads)
+    member_reads: dict[str, frozenset[str]] = {e.code: read_by(e.code, "member") for e in catalogue.events}
+    return CompiledCatalogue(catalogue, content_hash, procedures, questions, order, reads, member_reads)
 
 
 def questions_of(catalogue: Catalogue) -> dict[str, Question]:
@@ -419,13 +426,9 @@ def determine(
     if subjects is not None:
         for f in facts:
             f["is_subject"] = f["key"] in subjects
-    reads = compiled.reads.get(event)
-    household = household_facts(facts, event, event_date)
-    base = {
-        **(household if reads is None else {k: v for k, v in household.items() if k in reads}),
-        **answers,
-    }
-    household_ctx = context(base)
+    household = {**household_facts(facts, event, event_date), **answers}
+    reads, member_reads = compiled.reads.get(event), compiled.member_reads.get(event)
+    household_ctx = context(household if reads is None else _only(household, reads))
     member_ctxs: list[cel.Context] | None = None
     asked = {qid for qid, q in compiled.questions.items() if _asked(q, event, household_ctx)}
 
@@ -441,7 +444,8 @@ def determine(
         department = catalogue.department(spec.department)
         if spec.scope == "member":
             if member_ctxs is None:
-                member_ctxs = [context({**base, "member": f}) for f in facts]
+                shared = household if member_reads is None else _only(household, member_reads)
+                member_ctxs = [context({**shared, "member": f}) for f in facts]
             targets: list[tuple[dict[str, Any] | None, cel.Context]] = list(
                 zip(facts, member_ctxs, strict=True)
             )
@@ -525,6 +529,10 @@ def determine(
         subject_label=life_event.subject,
         subjects=None if subjects is None else [f["name"] for f in facts if f["key"] in subjects],
     )
+
+
+def _only(values: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k in names}
 
 
 def _why_confirm(missing: frozenset[str], shown: list[str], event: LifeEvent) -> str:
