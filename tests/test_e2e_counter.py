@@ -346,6 +346,8 @@ def test_osaka_death_notification_resumed_on_a_second_day(
     other.goto(f"{base}/cases?status=paused&name=浪速")
     check_screen(other, "osaka-cases-paused")
     other.get_by_role("link", name=str(case_id), exact=True).click()
+    other.wait_for_url(re.compile(rf"/cases/{case_id}$"))  # content() read mid-navigation is empty
+    other.wait_for_load_state()
     assert "死亡診断書の写しを後日持参" in other.content()
     other.get_by_role("button", name="手続きを再開する").click()
     other.wait_for_load_state()
