@@ -114,6 +114,13 @@ def run(quick: bool = False) -> None:
     sheet_cpu = _timings(
         lambda: render_sheet(config, guidance), 10 if quick else 40, warmup=1, clock=time.process_time
     )
+    # The goal is stated for two pages: 転居 of the same household fills two.
+    moving = GuidanceResult(active, determine(compiled, "tenkyo", EVENT_DAY, members, answers_all))
+    two_pages = _pages(render_sheet(config, moving))
+    two = _timings(lambda: render_sheet(config, moving), 10 if quick else 40, warmup=3)
+    two_cpu = _timings(
+        lambda: render_sheet(config, moving), 10 if quick else 40, warmup=1, clock=time.process_time
+    )
     bare = _timings(lambda: renderer().render("<p>手続案内書</p>"), 10 if quick else 40, warmup=3)
     figures = {
         "procedures_in_catalogue": len(config.catalogue.procedures),
@@ -130,6 +137,12 @@ def run(quick: bool = False) -> None:
         "sheet_warm_p95_ms": round(percentile(sheet, 0.95), 1),
         "sheet_cpu_p50_ms": round(percentile(sheet_cpu, 0.5), 1),
         "sheet_cpu_p95_ms": round(percentile(sheet_cpu, 0.95), 1),
+        "tenkyo_sheet_pages": two_pages,
+        "tenkyo_sheet_needed": len(moving.determination.needed),
+        "tenkyo_sheet_warm_p50_ms": round(percentile(two, 0.5), 1),
+        "tenkyo_sheet_warm_p95_ms": round(percentile(two, 0.95), 1),
+        "tenkyo_sheet_cpu_p50_ms": round(percentile(two_cpu, 0.5), 1),
+        "tenkyo_sheet_cpu_p95_ms": round(percentile(two_cpu, 0.95), 1),
         "bare_pdf_p50_ms": round(percentile(bare, 0.5), 1),
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],  # the machine is shared
     }
@@ -147,8 +160,10 @@ warm through the same WeasyPrint set-up.
 | determination 転入, CPU time p50 / p95 | {figures["tennyu_cpu_p50_ms"]} / {figures["tennyu_cpu_p95_ms"]} ms | |
 | worst p95 over all life events ({len(by_event)}, with 個別申請) | {worst} ms | < 10 ms |
 | one CEL evaluation (baseline unit) | {figures["cel_evaluation_p50_us"]} µs | |
-| guidance sheet ({pages} pages, {figures["needed"]} procedures), warm p50 / p95 | {figures["sheet_warm_p50_ms"]} / {figures["sheet_warm_p95_ms"]} ms | < 300 ms for two pages |
-| guidance sheet, CPU time p50 / p95 | {figures["sheet_cpu_p50_ms"]} / {figures["sheet_cpu_p95_ms"]} ms | |
+| guidance sheet 転居 ({two_pages} pages, {len(moving.determination.needed)} procedures), warm p50 / p95 | {figures["tenkyo_sheet_warm_p50_ms"]} / {figures["tenkyo_sheet_warm_p95_ms"]} ms | < 300 ms for two pages |
+| guidance sheet 転居, CPU time p50 / p95 | {figures["tenkyo_sheet_cpu_p50_ms"]} / {figures["tenkyo_sheet_cpu_p95_ms"]} ms | |
+| guidance sheet 転入 ({pages} pages, {figures["needed"]} procedures), warm p50 / p95 | {figures["sheet_warm_p50_ms"]} / {figures["sheet_warm_p95_ms"]} ms | |
+| guidance sheet 転入, CPU time p50 / p95 | {figures["sheet_cpu_p50_ms"]} / {figures["sheet_cpu_p95_ms"]} ms | |
 | bare one-paragraph PDF (baseline) | {figures["bare_pdf_p50_ms"]} ms | |
 
 CPU time (`time.process_time`) counts only this process's work, so it holds when other work shares
