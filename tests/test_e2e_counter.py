@@ -28,6 +28,7 @@ from app.counter.models import Case, CaseProcedure
 from app.forms.models import Application
 from app.linkage.config import STANDARD
 from app.linkage.importer import import_local_file
+from app.residents.models import Resident
 from app.tenancy.service import registry
 from tests.agent import pcscd_harness
 from tests.agent.card_sim import SimulatedCard, VirtualIcc
@@ -323,6 +324,11 @@ def test_osaka_death_notification_resumed_on_a_second_day(
     answer_open_questions(clerk, {"亡くなった": "世帯主", "世帯主": "世帯主"})
     check_screen(clerk, "osaka-case-death-guidance")
     assert "死亡届" in clerk.locator("#guidance").inner_text()
+    with tenant_session("osaka") as session:  # the clerk named who died: the head, not the visitor
+        case = session.get(Case, case_id)
+        head = session.scalars(select(Resident.id).where(Resident.name == "浪速\u3000一郎")).one()
+        assert case is not None
+        assert case.answers["subject"] == str(head)
     clerk.get_by_label("中断の理由（書類不足など）").fill("死亡診断書の写しを後日持参")
     clerk.get_by_role("button", name="中断する（後日再開）").click()
     clerk.wait_for_load_state()
@@ -340,6 +346,8 @@ def test_osaka_death_notification_resumed_on_a_second_day(
     other.goto(f"{base}/cases?status=paused&name=浪速")
     check_screen(other, "osaka-cases-paused")
     other.get_by_role("link", name=str(case_id), exact=True).click()
+    other.wait_for_url(re.compile(rf"/cases/{case_id}$"))  # content() read mid-navigation is empty
+    other.wait_for_load_state()
     assert "死亡診断書の写しを後日持参" in other.content()
     other.get_by_role("button", name="手続きを再開する").click()
     other.wait_for_load_state()

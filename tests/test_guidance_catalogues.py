@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,20 @@ def person(name: str, birth: str, sex: str, relation: str, **attributes: str | l
 
 def members(*people: dict[str, Any]) -> list[MemberInput]:
     return [
-        MemberInput(f"m{i}", p["name"], None, parse(p["birth"]), p["sex"], p["relation"], p["attrs"])
+        MemberInput(f"m{i}", p["name"], None, parse(p["birth"]), p["sex"], p["relation"], p["attrs"],
+                    subject=p.get("subject"))
         for i, p in enumerate(people, 1)
-    ]
+    ]  # fmt: skip
+
+
+def subject(p: dict[str, Any]) -> dict[str, Any]:
+    """The event's subject: the person who died, the newborn, whoever's surname changes."""
+    return {**p, "subject": True}
+
+
+def nobody(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stated: nobody in the household is the event's subject."""
+    return [{**p, "subject": False} for p in people]
 
 
 def guide(
@@ -180,9 +192,9 @@ OSAKA_HEAD_IN_KOKUHO = [
 
 
 def test_death_of_the_household_head_in_osaka_with_a_surviving_spouse() -> None:
-    answers = {"deceased_relation": "世帯主", "deceased_pensioner": True, "deceased_property": True,
-               "has_dog": False, "has_moped": False}  # fmt: skip
-    result = guide("osaka", "shibou", OSAKA_HEAD_IN_KOKUHO, answers)
+    answers = {"deceased_pensioner": True, "deceased_property": True, "has_dog": False, "has_moped": False}
+    head, spouse = OSAKA_HEAD_IN_KOKUHO
+    result = guide("osaka", "shibou", [subject(head), spouse], answers)
 
     assert needed(result) == [
         ("shibou_todoke", None),
@@ -211,6 +223,10 @@ def test_death_of_the_household_head_in_osaka_with_a_surviving_spouse() -> None:
     )
     # 戸籍法43条: the day of death counts, so 7日以内 ends on the 7th day counting it.
     assert entry(result, "shibou_todoke").deadline == DAY + dt.timedelta(days=6)
+    assert entry(result, "shibou_todoke").deadline_text.startswith(
+        "令和8年6月7日まで（死亡の事実を知った日を含めて7日以内"
+    )
+    assert result.subjects == ["大阪太郎"]
     assert entry(result, "kokuho_setainushi_shibou").reason == "国保に加入している世帯員 1人（大阪花子）"
     counters = {d[0]: d[1] for d in result.by_department()}
     assert counters["市税事務所（固定資産税・軽自動車税）"].startswith("梅田市税事務所")
@@ -218,13 +234,12 @@ def test_death_of_the_household_head_in_osaka_with_a_surviving_spouse() -> None:
 
 def test_death_in_osaka_of_a_head_in_late_elderly_care_with_two_adults_remaining() -> None:
     family = [
-        person("浪速一郎", "1946-01-10", "男", "世帯主", 後期高齢="加入",
-               介護保険=["被保険者", "要介護2"], 障害者手帳="身体障害者手帳 1級"),  # 80歳
+        subject(person("浪速一郎", "1946-01-10", "男", "世帯主", 後期高齢="加入",
+                       介護保険=["被保険者", "要介護2"], 障害者手帳="身体障害者手帳 1級")),  # 80歳
         person("浪速和子", "1949-02-02", "女", "妻", 後期高齢="加入", 介護保険="被保険者"),
         person("浪速健", "1981-03-03", "男", "子"),
     ]  # fmt: skip
-    answers = {"deceased_relation": "世帯主", "deceased_pensioner": True, "deceased_property": False,
-               "has_dog": True, "has_moped": False}  # fmt: skip
+    answers = {"deceased_pensioner": True, "deceased_property": False, "has_dog": True, "has_moped": False}
     result = guide("osaka", "shibou", family, answers)
 
     assert needed(result) == [
@@ -386,12 +401,11 @@ def test_moving_out_of_yamaguchi() -> None:
 def test_marriage_in_gobo_of_a_single_mother_who_joins_her_husbands_insurance() -> None:
     family = [
         person("日高健太", "1996-01-01", "男", "世帯主", マイナンバーカード="交付済"),
-        person("日高美咲", "1998-02-02", "女", "妻", 国保="加入", マイナンバーカード="交付済",
-               印鑑登録="登録", 児童扶養手当="受給者", 児童手当="受給者"),
+        subject(person("日高美咲", "1998-02-02", "女", "妻", 国保="加入", マイナンバーカード="交付済",
+                       印鑑登録="登録", 児童扶養手当="受給者", 児童手当="受給者")),  # her surname changes
         person("日高陽菜", "2021-03-03", "女", "子", 国保="加入"),
     ]  # fmt: skip
-    answers = {"name_change_relation": "妻", "employer_insurance": True}
-    result = guide("gobo", "konin", family, answers)
+    result = guide("gobo", "konin", family, {"employer_insurance": True})
 
     assert needed(result) == [
         ("mynumber_kenmen", "日高美咲"),
@@ -409,20 +423,21 @@ def test_marriage_in_gobo_of_a_single_mother_who_joins_her_husbands_insurance() 
 
 def test_divorce_in_osaka_leaves_a_single_mother_with_two_children() -> None:
     family = [
-        person(
-            "北村由美",
-            "1991-04-04",
-            "女",
-            "世帯主",
-            国民年金="3号",
-            マイナンバーカード="交付済",
-            印鑑登録="登録",
-        ),
+        subject(
+            person(
+                "北村由美",
+                "1991-04-04",
+                "女",
+                "世帯主",
+                国民年金="3号",
+                マイナンバーカード="交付済",
+                印鑑登録="登録",
+            )
+        ),  # she returns to her former surname
         person("北村大翔", "2018-01-20", "男", "子"),
         person("北村結衣", "2022-03-15", "女", "子"),
     ]
-    answers = {"name_change_relation": "世帯主", "keep_surname": False, "employer_insurance": False,
-               "single_parent": True}  # fmt: skip
+    answers = {"keep_surname": False, "employer_insurance": False, "single_parent": True}
     result = guide("osaka", "rikon", family, answers)
 
     assert needed(result) == [
@@ -465,6 +480,128 @@ def test_the_same_input_gives_the_same_ordered_output() -> None:
     assert [e.as_dict() for e in first.needed] == [e.as_dict() for e in again.needed]
 
 
+def test_death_in_osaka_of_one_of_two_adult_children_concerns_only_that_child() -> None:
+    """Two members are 子: only the one named as the subject died (a relation alone could not tell)."""
+    family = [
+        person("淀川父", "1958-03-03", "男", "世帯主", 国保="加入"),
+        person("淀川母", "1960-04-04", "女", "妻", 国保="加入"),
+        person("淀川一", "1990-05-05", "男", "子", 国保="加入", 国民年金="1号", 障害者手帳="身体障害者手帳 1級"),
+        subject(person("淀川二", "1994-06-06", "男", "子", 国保="加入", 国民年金="1号",
+                       障害者手帳="身体障害者手帳 1級")),
+    ]  # fmt: skip
+    answers = {"deceased_pensioner": False, "deceased_property": False, "has_dog": False, "has_moped": False}
+    result = guide("osaka", "shibou", family, answers)
+
+    assert needed(result) == [
+        ("shibou_todoke", None),
+        ("kasou_kyoka", None),
+        ("kokuho_soushitsu", "淀川二"),
+        ("kokuho_sousaihi", "淀川二"),
+        ("nenkin_shibou_ichijikin", None),
+        ("shougai_techou_henkan", "淀川二"),
+        ("juudo_iryou_henkan", "淀川二"),
+    ]
+    assert result.confirm == []
+    assert result.open_questions == []
+    for procedure in ("kokuho_soushitsu", "kokuho_sousaihi", "shougai_techou_henkan", "juudo_iryou_henkan"):
+        assert entry(result, procedure, "淀川一").status == "not_needed", procedure
+    assert entry(result, "setainushi_henko_shibou").status == "not_needed"  # the head is alive
+    assert entry(result, "kokuho_setainushi_shibou").status == "not_needed"
+
+
+def test_death_in_osaka_without_naming_who_died_asks_it_first() -> None:
+    answers = {"deceased_pensioner": False, "deceased_property": False, "has_dog": False, "has_moped": False}
+    result = guide("osaka", "shibou", OSAKA_HEAD_IN_KOKUHO, answers)
+
+    assert needed(result) == [("shibou_todoke", None), ("kasou_kyoka", None)]
+    question = result.open_questions[0]
+    assert question.id == "subject"
+    assert question.text == "亡くなった方はどなたですか"
+    assert [c["label"] for c in question.choices] == ["大阪太郎（世帯主）", "大阪花子（妻）"]
+    assert [q.id for q in result.open_questions] == ["subject"]
+    assert {e.procedure for e in result.confirm} >= {"kokuho_soushitsu", "kokuho_sousaihi", "kaigo_soushitsu"}
+    assert all(e.questions == ["subject"] for e in result.confirm)
+
+
+def test_birth_in_yamaguchi_with_an_older_baby_in_the_household() -> None:
+    """The newborn is the subject, not every member under one (a sibling born 11 months earlier)."""
+    born = dt.date(2026, 5, 28)
+    family = [
+        person("山口太郎", "1994-04-10", "男", "世帯主", 国保="加入"),
+        person("山口花子", "1996-07-20", "女", "妻", 国保="加入"),
+        person("山口結", "2025-06-20", "女", "子", 国保="加入"),  # 11 months, already in 国保
+        person("山口蓮", born.isoformat(), "男", "子"),
+    ]
+    result = guide("yamaguchi", "shussei", family, {"single_parent": False}, on=born)
+
+    assert [m for p, m in needed(result) if p == "kokuho_kanyu"] == ["山口蓮"]
+    assert result.subjects == ["山口蓮"]
+    assert entry(result, "shussei_todoke").deadline_text == "令和8年6月10日まで（生まれた日を含めて14日以内）"
+
+
+@pytest.mark.parametrize("city", CITIES)
+def test_months_deadlines_end_on_the_calendar_day_the_law_says(city: str) -> None:
+    """婚氏続称: 3 months from the day of divorce (counted), ending at February's end in a leap year."""
+    divorced = dt.date(2027, 11, 30)
+    family = [subject(person("離婚由美", "1991-04-04", "女", "世帯主"))]
+    result = guide(city, "rikon", family, {"keep_surname": True, "employer_insurance": True,
+                                            "single_parent": False}, on=divorced)  # fmt: skip
+    konshi = entry(result, "konshi_zokushou")
+    assert konshi.deadline == dt.date(2028, 2, 29)
+    assert konshi.deadline_text == "令和10年2月29日まで（離婚の日から3か月以内）"
+    todoke = entry(result, "rikon_todoke")
+    assert todoke.deadline == dt.date(2027, 12, 9)  # 裁判離婚: 10 days counting the day it became final
+    assert "令和9年12月9日まで" in (todoke.deadline_text or "")
+
+
+@pytest.mark.parametrize(
+    ("city", "chosen", "rows", "total"),
+    [
+        ("osaka", {"juminhyo": 2, "koseki_zenbu": 1, "kei_shaken": 1},
+         [("shomei_juminhyo", 2, 600, "1通300円 × 2通 = 600円"), ("shomei_koseki_zenbu", 1, 450, "1通450円 × 1通 = 450円"),
+          ("shomei_kei_shaken", 1, None, "無料（1通）")], 1050),
+        ("gobo", "inkan:3,juminhyo", [("shomei_juminhyo", 1, 300, "1通300円 × 1通 = 300円"),
+                                      ("shomei_inkan", 3, 900, "1通300円 × 3通 = 900円")], 1200),
+        ("yamaguchi", ["joseki:2", "shotoku"], [("shomei_joseki", 2, 1500, "1通750円 × 2通 = 1,500円"),
+                                                ("shomei_shotoku", 1, 300, "1通300円（1年度分） × 1通 = 300円")], 1800),
+    ],
+)  # fmt: skip
+def test_certificate_copies_give_each_fee_and_the_total(
+    city: str, chosen: Any, rows: list[tuple[str, int, int | None, str]], total: int
+) -> None:
+    visitor = [person("証明一郎", "1970-01-01", "男", "世帯主", 印鑑登録="登録")]
+    result = guide(city, "shomeisho", visitor, {"certificates": chosen})
+
+    assert [(e.procedure, e.quantity, e.fee_total, e.fee_line) for e in result.needed] == rows
+    assert result.fee_total == total
+
+
+@pytest.mark.parametrize(
+    ("city", "expected"),
+    [
+        ("osaka", [("inkan_touroku", ["inkan_touroku_shinsei"]), ("inkan_boushitsu", ["inkan_haishi_todoke"]),
+                   ("mynumber_boushitsu", []), ("kokuho_saikoufu", []), ("jidou_fuyou_genkyou", ["jidou_fuyou_genkyou"]),
+                   ("inu_saikoufu", [])]),
+        ("gobo", [("inkan_touroku", ["inkan_touroku_shinsei"]), ("inkan_boushitsu", ["inkan_boushitsu_todoke"]),
+                  ("mynumber_boushitsu", []), ("kokuho_saikoufu", []), ("jidou_fuyou_genkyou", ["jidou_fuyou_genkyou"])]),
+        ("yamaguchi", [("inkan_touroku", ["inkan_touroku_shinsei"]), ("inkan_boushitsu", ["inkan_haishi_todoke"]),
+                       ("mynumber_boushitsu", []), ("kokuho_saikoufu", []), ("inu_saikoufu", [])]),
+    ],
+)  # fmt: skip
+def test_individual_applications_outside_life_events(
+    city: str, expected: list[tuple[str, list[str]]]
+) -> None:
+    visitor = [person("個別一郎", "1970-01-01", "男", "世帯主")]
+    asked = guide(city, "kobetsu", visitor, {})
+    assert [q.id for q in asked.open_questions] == ["applications"]
+    assert asked.needed == []
+    everything = [c["value"] for c in asked.open_questions[0].choices]
+    result = guide(city, "kobetsu", visitor, {"applications": everything})
+    assert sorted((e.procedure, e.forms) for e in result.needed) == sorted(expected)
+    lost = guide(city, "kobetsu", visitor, {"applications": "inkan_boushitsu"})
+    assert [e.name for e in lost.needed] == ["印鑑登録証・登録印の亡失届（印鑑登録の廃止）"]
+
+
 # --- structure: every city ---------------------------------------------------------------------------
 
 # Households that between them meet every condition of every catalogue: one with every 資格 the front
@@ -502,9 +639,19 @@ def answer_sets(catalogue: CompiledCatalogue, event: str) -> list[dict[str, Any]
     ):
         answers: dict[str, Any] = {q.id: flag for q in asked if q.type == "yes_no"}
         answers |= {q.id: [c.value for c in q.choices or []] for q in asked if q.type == "choices"}
+        answers |= {q.id: {c.value: 2 for c in q.choices or []} for q in asked if q.type == "counts"}
         answers |= {q.id: c.value for q, c in zip(choices, values, strict=True)}
         sets.append(answers)
     return sets
+
+
+def subject_choices(event: Any, people: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Each member in turn as the event's subject, and nobody — for events that name a subject."""
+    if event.subject is None:
+        return [people]
+    return [nobody(people)] + [
+        [{**p, "subject": i == j} for j, p in enumerate(people)] for i in range(len(people))
+    ]
 
 
 @pytest.mark.parametrize("city", CITIES)
@@ -512,13 +659,16 @@ def test_every_procedure_is_reachable_by_some_event_and_reasons_are_filled_in(ci
     catalogue = compiled(city)
     reached: set[str] = set()
     for event in catalogue.catalogue.events:
-        for people in HOUSEHOLDS.values():
-            for answers in answer_sets(catalogue, event.code):
+        for household in HOUSEHOLDS.values():
+            for people, answers in itertools.product(subject_choices(event, household),
+                                                     answer_sets(catalogue, event.code)):  # fmt: skip
                 result = determine(catalogue, event.code, DAY, members(*people), answers)
                 assert result.confirm == [], (event.code, [e.procedure for e in result.confirm])
                 for e in result.needed:
                     reached.add(e.procedure)
                     assert "None" not in e.reason, (e.procedure, e.reason)
+                    assert "未回答" not in e.reason, (e.procedure, e.reason)
+                    assert "不明" not in e.reason, (e.procedure, e.reason)
                     assert "{" not in e.reason, (e.procedure, e.reason)
                     assert e.counter
     assert reached == {p.id for p in catalogue.catalogue.procedures}
@@ -543,6 +693,22 @@ def test_a_waiting_procedure_always_comes_with_its_open_question(city: str) -> N
 
 
 @pytest.mark.parametrize("city", CITIES)
+def test_a_context_of_only_the_names_the_events_rules_read_decides_the_same(city: str) -> None:
+    """The contexts hold only the facts the event's rules read (``reads``, ``member_reads``): the same
+    determination as with every fact, answered or not, whoever the subject is."""
+    catalogue = compiled(city)
+    everything = replace(catalogue, reads={}, member_reads={})
+    for event in catalogue.catalogue.events:
+        for household in (RICH, PLAIN, SINGLE):
+            for people in [*subject_choices(event, household)[:3], household]:  # and unnamed
+                for answers in ({}, answer_sets(catalogue, event.code)[0]):
+                    on = members(*people)
+                    assert determine(catalogue, event.code, DAY, on, answers) == determine(
+                        everything, event.code, DAY, on, answers
+                    ), (event.code, answers)
+
+
+@pytest.mark.parametrize("city", CITIES)
 def test_every_form_question_and_department_is_used(city: str) -> None:
     catalogue = compiled(city)
     spec = catalogue.catalogue
@@ -559,7 +725,11 @@ def test_every_form_question_and_department_is_used(city: str) -> None:
             events = catalogue.questions[question].spec.events
             assert events is None or set(events) & set(proc.spec.events), (proc.spec.id, question)
     assert {e.code for e in spec.events} == {
-        "tennyu", "tenkyo", "tenshutsu", "shussei", "shibou", "konin", "rikon", "setai_henko", "shomeisho"
+        "tennyu", "tenkyo", "tenshutsu", "shussei", "shibou", "konin", "rikon", "setai_henko", "shomeisho",
+        "kobetsu",  # 個別申請: the extension of SPEC's codes
+    }  # fmt: skip
+    assert {e.code: e.subject for e in spec.events if e.subject} == {
+        "shussei": "生まれた子", "shibou": "亡くなった方", "konin": "氏が変わる方", "rikon": "氏が変わる方"
     }  # fmt: skip
 
 

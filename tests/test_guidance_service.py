@@ -134,7 +134,7 @@ def test_api_guidance_for_a_described_household(client: FlaskClient) -> None:
         ({"event": "tennyu", "household": [{"name": "x", "birth": "2000-01-01", "relation": "内縁"}]}, "household[0].relation"),
         ({"event": "tennyu", "household": [{"name": "x", "birth": "2000-01-01", "relation": "世帯主"}],
           "answers": {"wants_inkan": "maybe"}}, "answers.wants_inkan"),
-        ({"event": "shibou", "household": [{"name": "x", "birth": "2000-01-01", "relation": "世帯主"}]}, "event"),
+        ({"event": "rikon", "household": [{"name": "x", "birth": "2000-01-01", "relation": "世帯主"}]}, "event"),  # not in this catalogue
     ],
 )  # fmt: skip
 def test_api_guidance_input_errors_name_the_field(
@@ -200,3 +200,121 @@ def test_cli_guidance_rejects_bad_answers_with_exit_1(guide_tenant: Path, tmp_pa
     )  # fmt: skip
     assert done.returncode == 1
     assert "no_such" in done.stderr
+
+
+# --- the event's subject, copies and fees, individual applications -------------------------------
+
+
+def _ids(family: int) -> list[int]:
+    from app.residents.models import Resident
+
+    with tenant_session(TENANT) as session:
+        return list(session.scalars(select(Resident.id).order_by(Resident.id)))
+
+
+def test_api_death_asks_who_died_and_never_assumes_the_resident(client: FlaskClient, family: int) -> None:
+    """The resident looked up is the visitor (届出人): not taken as the person who died."""
+    head, wife, child = _ids(family)
+    payload = {
+        "event": "shibou",
+        "resident_id": wife,
+        "event_date": "2026-11-21",
+        "answers": {"has_moped": "no"},
+    }
+    body = client.post(f"/api/v1/{TENANT}/guidance", json=payload).get_json()
+    assert body["subjects"] is None
+    assert body["subject_label"] == "亡くなった方"
+    subject = body["open_questions"][0]
+    assert subject["id"] == "subject"
+    assert [c["value"] for c in subject["choices"]] == [str(head), str(wife), str(child)]
+    assert {p["procedure"] for p in body["to_confirm"]} == {"setainushi_henko"}
+    assert body["to_confirm"][0]["questions"] == ["subject"]
+
+    named = client.post(f"/api/v1/{TENANT}/guidance", json={**payload, "subjects": [head]}).get_json()
+    assert named["subjects"] == ["案内\u3000一郎"]
+    assert named["open_questions"] == []
+    assert named["to_confirm"] == []
+    assert [m["is_subject"] for m in named["members"]] == [True, False, False]
+    # The open question answered like any other (the counter records it so) does the same.
+    answered = client.post(f"/api/v1/{TENANT}/guidance", json={**payload, "answers": {"has_moped": "no",
+                           "subject": str(head)}}).get_json()  # fmt: skip
+    assert answered["subjects"] == named["subjects"]
+    with tenant_session(TENANT) as session:
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "guidance.determined")
+                                  .order_by(AuditEntry.id)).all()  # fmt: skip
+    assert entries[-1].details["subjects"] == [head]
+
+
+def test_api_subject_of_a_described_household_and_a_bad_subject(client: FlaskClient) -> None:
+    household = [
+        {"name": "届出 太郎", "birth": "1950-01-01", "sex": 1, "relation": "世帯主", "subject": True,
+         "attributes": {"国保": "加入"}},
+        {"name": "届出 花子", "birth": "1952-02-02", "sex": 2, "relation": "妻", "attributes": {"国保": "加入"}},
+    ]  # fmt: skip
+    payload = {
+        "event": "shibou",
+        "household": household,
+        "event_date": "2026-11-21",
+        "answers": {"has_moped": "no"},
+    }
+    body = client.post(f"/api/v1/{TENANT}/guidance", json=payload).get_json()
+    assert [(p["procedure"], p["member"]) for p in body["procedures"]] == [
+        ("shibou_todoke", None), ("kokuho_soushitsu", "届出 太郎"), ("kasou", None)]  # fmt: skip
+    assert body["procedures"][0]["deadline"] == "2026-11-27"  # 7 days counting the day of death
+    bad = client.post(f"/api/v1/{TENANT}/guidance", json={**payload, "subjects": ["m9"]})
+    assert bad.status_code == 422
+    assert "subjects" in bad.get_json()["errors"]["json"]
+    wrong_type = client.post(f"/api/v1/{TENANT}/guidance", json={**payload, "household": [
+        {**household[0], "subject": "perhaps"}]})  # fmt: skip
+    assert wrong_type.status_code == 422
+
+
+def test_api_certificate_copies_and_total_fee_on_the_sheet(client: FlaskClient, tmp_path: Path) -> None:
+    payload = {"event": "shomeisho", "household": [{"name": "証明 一郎", "birth": "1970-01-01", "relation": "世帯主"}],
+               "answers": {"certificates": {"juminhyo": 2, "koseki": 1}}}  # fmt: skip
+    body = client.post(f"/api/v1/{TENANT}/guidance", json=payload).get_json()
+    assert [(p["procedure"], p["quantity"], p["fee"], p["fee_total"]) for p in body["procedures"]] == [
+        ("shomei_juminhyo", 2, 300, 600), ("shomei_koseki", 1, 450, 450)]  # fmt: skip
+    assert body["fee_total"] == 1050
+    pdf = client.post(f"/api/v1/{TENANT}/guidance/sheet", json=payload)
+    path = tmp_path / "sheet.pdf"
+    path.write_bytes(pdf.get_data())
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+    assert "1通300円 × 2通 = 600円" in text
+    assert "手数料の合計: 1,050円" in text
+
+
+def test_api_individual_application(client: FlaskClient) -> None:
+    payload = {"event": "kobetsu", "household": [{"name": "個別 一郎", "birth": "1970-01-01", "relation": "世帯主"}],
+               "answers": {"applications": ["genkyou"]}}  # fmt: skip
+    body = client.post(f"/api/v1/{TENANT}/guidance", json=payload).get_json()
+    assert body["event_name"] == "個別申請"
+    assert [p["name"] for p in body["procedures"]] == ["児童扶養手当 現況届"]
+    catalogue = client.get(f"/api/v1/{TENANT}/guidance/catalogue").get_json()
+    assert "kobetsu" in [e["code"] for e in catalogue["events"]]
+
+
+def test_cli_guidance_names_the_subject(guide_tenant: Path, tmp_path: Path) -> None:
+    household = tmp_path / "bereaved.json"
+    household.write_text(json.dumps([
+        {"name": "死亡 一郎", "birth": "1950-01-01", "sex": 1, "relation": "世帯主", "attributes": {"国保": "加入"}},
+        {"name": "死亡 花子", "birth": "1952-02-02", "sex": 2, "relation": "妻", "attributes": {"国保": "加入"}},
+    ], ensure_ascii=False), encoding="utf-8")  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "guidance", TENANT, "--household", str(household), "--event", "shibou",
+         "--date", "2026-05-28", "--subject", "m2", "--answer", "has_moped=no"],
+        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "亡くなった方: 死亡 花子" in done.stdout
+    assert "国民健康保険 資格喪失（死亡 花子）" in done.stdout
+    assert "期限 令和8年6月3日まで（死亡の事実を知った日を含めて7日以内）" in done.stdout
+    unknown = subprocess.run(
+        [sys.executable, "-m", "app.cli", "guidance", TENANT, "--household", str(household), "--event", "shibou",
+         "--subject", "m7"],
+        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert unknown.returncode == 1
+    assert "subjects" in unknown.stderr
+    assert "m7" in unknown.stderr

@@ -25,6 +25,10 @@ class MemberSchema(Schema):
     sex = fields.Raw(load_default=9, metadata={"description": "1 男, 2 女, 9"})
     relation = fields.String(required=True, metadata={"description": "続柄（世帯主、妻、子 …）"})
     attributes = fields.Dict(load_default=None, metadata={"description": "資格・受給 {項目: 値}"})
+    subject = fields.Boolean(
+        load_default=None,
+        metadata={"description": "イベントの対象の方（亡くなった方・生まれた子・氏が変わる方）なら true"},
+    )
 
 
 class GuidanceRequestSchema(Schema):
@@ -36,7 +40,18 @@ class GuidanceRequestSchema(Schema):
     household = fields.List(
         fields.Nested(MemberSchema), load_default=None, metadata={"description": "転入など記録にない世帯"}
     )
-    answers = fields.Dict(load_default=dict, metadata={"description": "質問ID: 回答"})
+    answers = fields.Dict(
+        load_default=dict,
+        metadata={"description": "質問ID: 回答（counts 型は {選択肢: 通数}。subject は subjects と同じ）"},
+    )
+    subjects = fields.List(
+        fields.Raw(),
+        load_default=None,
+        metadata={
+            "description": "イベントの対象の方: 住民ID（resident_id の世帯）または世帯の key（m1 …）。"
+            '["none"] は該当者なし。既定では resident_id の方を対象とはしません'
+        },
+    )
     catalogue_version = fields.Integer(
         load_default=None, metadata={"description": "途中の案件はその版で判定"}
     )
@@ -55,8 +70,11 @@ class EntrySchema(Schema):
     member_key = fields.String(allow_none=True)
     deadline = fields.String(allow_none=True)
     deadline_text = fields.String(allow_none=True)
-    fee = fields.Integer(allow_none=True)
+    fee = fields.Integer(allow_none=True, metadata={"description": "手数料（quantity があれば1通あたり）"})
     fee_text = fields.String(allow_none=True)
+    quantity = fields.Integer(allow_none=True, metadata={"description": "通数"})
+    unit = fields.String(allow_none=True)
+    fee_total = fields.Integer(allow_none=True, metadata={"description": "手数料 × 通数"})
     bring = fields.List(fields.String())
     forms = fields.List(fields.String())
     notes = fields.String(allow_none=True)
@@ -85,6 +103,13 @@ class GuidanceResultSchema(Schema):
         fields.Nested(EntrySchema), metadata={"description": "検討して不要と判定したもの"}
     )
     open_questions = fields.List(fields.Nested(QuestionSchema))
+    subject_label = fields.String(
+        allow_none=True, metadata={"description": "対象の方の呼び方（亡くなった方 …）"}
+    )
+    subjects = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "対象の方の氏名（未指定なら null）"}
+    )
+    fee_total = fields.Integer(allow_none=True, metadata={"description": "手数料の合計"})
 
 
 def _run(args: dict[str, Any]) -> Any:

@@ -23,6 +23,7 @@ from app.forms.fill import FormSubject
 from app.forms.service import FormInputError, subject_for_household, subject_for_resident
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.engine import Entry
+from app.guidance.rules import SUBJECT_QUESTION
 from app.guidance.service import MEMBER_KEYS, GuidanceInputError, GuidanceResult, guide
 from app.residents.models import Resident
 from app.tenancy.config import TenantConfig
@@ -245,6 +246,8 @@ def identify(
         case.visitor_name = visitor_name or str(household[0].get("name", ""))
     else:
         raise CounterError("resident_id", "住民を選ぶか、世帯の内容を入力してください")
+    if SUBJECT_QUESTION in (case.answers or {}):  # who died etc. was chosen among another household
+        case.answers = {k: v for k, v in case.answers.items() if k != SUBJECT_QUESTION}
     case.identified_by = by
     _flush(session)
     record(

@@ -93,6 +93,8 @@ def _from_source(spec: FormField, subject: FormSubject) -> Any:
             return value if isinstance(value, str) else bool(value)
         if isinstance(value, list):
             return "、".join(map(str, value))
+        if isinstance(value, dict):  # counts (証明書と通数): juminhyo 2、inkan 1
+            return "、".join(f"{k} {v}" for k, v in value.items())
         return "" if value is None else str(value)
     if source == "event.date":
         return format_wareki(subject.event_date) if subject.event_date else ""

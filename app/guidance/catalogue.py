@@ -4,8 +4,12 @@
 their counters, the life events and the questions a clerk may be asked; ``procedures.yaml`` lists
 the procedures. Conditions are CEL expressions (``app.guidance.rules``): member facts under
 ``member`` (member-scope procedures), household collections such as ``children`` or ``elderly75``,
-and each question's answer as a top-level name (``wants_inkan``), so a reference to an unknown
-question is caught when the catalogue is loaded.
+the event's subjects (``subjects``, ``others``, ``member.is_subject``) and each question's answer as
+a top-level name (``wants_inkan``), so a reference to an unknown question is caught when the
+catalogue is loaded.
+
+Life-event codes are a contract (SPEC: ``tennyu`` … ``shomeisho``); ``kobetsu`` (個別申請: 亡失届,
+現況届 and other applications that follow no life event) extends it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from pydantic import Field, field_validator, model_validator
 from app.validation import StrictModel
 
 EventCode = Literal[
-    "tennyu", "tenkyo", "tenshutsu", "shussei", "shibou", "konin", "rikon", "setai_henko", "shomeisho"
-]
+    "tennyu", "tenkyo", "tenshutsu", "shussei", "shibou", "konin", "rikon", "setai_henko", "shomeisho",
+    "kobetsu",
+]  # fmt: skip
 EVENT_CODES: tuple[EventCode, ...] = (
     "tennyu", "tenkyo", "tenshutsu", "shussei", "shibou", "konin", "rikon", "setai_henko", "shomeisho",
+    "kobetsu",  # extension of SPEC's list: applications outside life events (亡失届, 現況届 ...)
 )  # fmt: skip
 EVENT_NAMES = {
     "tennyu": "転入",
@@ -34,9 +40,13 @@ EVENT_NAMES = {
     "rikon": "離婚",
     "setai_henko": "世帯変更",
     "shomeisho": "証明書のみ",
+    "kobetsu": "個別申請",
 }
 Identifier = Field(pattern=r"^[a-z][a-z0-9_]{1,60}$")
 _PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+_BRACES = re.compile(r"\{([^{}]*)\}")
+CHOICE_TYPES = ("choice", "choices", "counts")
+MAX_COUNT = 99  # copies of one certificate (counts answers)
 
 
 class Department(StrictModel):
@@ -49,9 +59,25 @@ class Department(StrictModel):
 
 
 class LifeEvent(StrictModel):
+    """A life event. ``subject`` names who it is about when that is not the whole household.
+
+    Without ``subject`` every member is a subject of the event (転入: the people who move). With it
+    (死亡: 亡くなった方) the clerk names the subjects; until then a rule that reads them is 要確認
+    and the open question ``subject`` lists the household. ``subject_none`` is the wording of the
+    choice "nobody" (婚姻: 氏の変わる方はいない) for events where nobody may be the subject.
+    """
+
     code: EventCode
     name: str = Field(min_length=1)
     description: str = ""
+    subject: str | None = Field(default=None, min_length=1, description="e.g. 亡くなった方")
+    subject_none: str | None = Field(default=None, min_length=1, description="e.g. 氏の変わる方はいない")
+
+    @model_validator(mode="after")
+    def _none_needs_subject(self) -> Self:
+        if self.subject_none and not self.subject:
+            raise ValueError("subject_none needs subject")
+        return self
 
 
 class Choice(StrictModel):
@@ -64,7 +90,9 @@ class Question(StrictModel):
 
     id: str = Identifier
     text: str = Field(min_length=1)
-    type: Literal["yes_no", "choice", "choices", "number"]
+    type: Literal["yes_no", "choice", "choices", "counts", "number"] = Field(
+        description="counts: choices with a number each (証明書と通数), answered as {value: count}"
+    )
     choices: list[Choice] | None = None
     events: list[EventCode] | None = Field(default=None, description="asked only for these events")
     ask_when: str | None = Field(default=None, description="CEL: ask only when this holds")
@@ -72,9 +100,9 @@ class Question(StrictModel):
 
     @model_validator(mode="after")
     def _choices(self) -> Self:
-        if self.type in ("choice", "choices") and not self.choices:
+        if self.type in CHOICE_TYPES and not self.choices:
             raise ValueError(f"question {self.id!r} of type {self.type} needs choices")
-        if self.type not in ("choice", "choices") and self.choices:
+        if self.type not in CHOICE_TYPES and self.choices:
             raise ValueError(f"question {self.id!r} of type {self.type} takes no choices")
         if self.choices:
             values = [c.value for c in self.choices]
@@ -91,8 +119,28 @@ class Item(StrictModel):
 
 
 class Deadline(StrictModel):
-    days: int = Field(ge=0, le=3650, description="days after the event date")
-    text: str | None = Field(default=None, description="shown instead of the computed wording")
+    """A period after the event date, counted as the law counts (``app.dates.periods``).
+
+    ``days`` or ``months``; ``count_first_day`` when the event day itself is the first day
+    (戸籍法43条: 出生届 14日, 死亡届 7日). ``text`` replaces the computed wording; ``{date}`` in it is
+    the last day in 和暦.
+    """
+
+    days: int | None = Field(default=None, ge=0, le=3650, description="days after the event date")
+    months: int | None = Field(default=None, ge=1, le=120, description="months after the event date")
+    count_first_day: bool = Field(default=False, description="the event day is day 1 (戸籍法43条)")
+    text: str | None = Field(default=None, description="shown instead of the computed wording; {date}")
+
+    @model_validator(mode="after")
+    def _one_period(self) -> Self:
+        if (self.days is None) == (self.months is None):
+            raise ValueError("deadline needs either days or months")
+        if self.count_first_day and self.days == 0:
+            raise ValueError("a period counting the first day is at least 1 day")
+        unknown = sorted({p for p in _BRACES.findall(self.text or "") if p != "date"})
+        if unknown:
+            raise ValueError(f"deadline text may use only {{date}}, not {unknown}")
+        return self
 
 
 class Procedure(StrictModel):
@@ -106,8 +154,12 @@ class Procedure(StrictModel):
     reason: str | None = Field(default=None, description="template: {name} placeholders from values")
     values: dict[str, str] = Field(default_factory=dict, description="placeholder -> CEL expression")
     deadline: Deadline | None = None
-    fee: int | None = Field(default=None, ge=0, description="yen")
+    fee: int | None = Field(default=None, ge=0, description="yen (per copy when quantity is given)")
     fee_text: str | None = None
+    quantity: str | None = Field(
+        default=None, description="CEL: how many (certificates['juminhyo']); the fee is per one"
+    )
+    unit: str = Field(default="通", min_length=1, description="counter word of the quantity")
     bring: list[Item] = Field(default_factory=list)
     forms: list[str] = Field(default_factory=list)
     notes: str | None = None

@@ -1,4 +1,4 @@
-"""``madoguchi guidance TENANT (--resident ID | --household FILE.json) --event EVENT``."""
+"""``madoguchi guidance TENANT (--resident ID | --household FILE.json) --event EVENT [--subject KEY ...]``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,15 @@ from app.tenancy.service import registry
     "--household",
     "household_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON list of members (name, kana, birth, sex, relation, attributes) — e.g. a family moving in",
+    help="JSON list of members (name, kana, birth, sex, relation, attributes, subject) — e.g. a family moving in",
+)
+@click.option(
+    "--subject",
+    "subjects",
+    multiple=True,
+    metavar="RESIDENT_ID",
+    help="who the event is about (亡くなった方, 生まれた子, 氏が変わる方): a resident id of the household, "
+    "a described member's key (m1, m2 …) or 'none' (repeatable); the --resident is not assumed",
 )
 @click.option("--event", required=True, type=click.Choice(EVENT_CODES), help="life event code")
 @click.option("--date", "event_date", help="event date YYYY-MM-DD (default today)")
@@ -40,6 +48,7 @@ def guidance(
     resident_id: int | None,
     household_file: Path | None,
     event: str,
+    subjects: tuple[str, ...],
     event_date: str | None,
     answers: tuple[str, ...],
     pdf_path: Path | None,
@@ -78,6 +87,7 @@ def guidance(
                 resident_id=resident_id,
                 household=household,
                 answers=parsed,
+                subjects=list(subjects) or None,
             )
     except GuidanceInputError as exc:
         raise InputRejected(f"{exc.field}: {exc}") from exc
@@ -90,6 +100,10 @@ def guidance(
     click.echo(
         f"{d.event_name}（{d.event_date}）  カタログ {result.catalogue.version}  世帯: {'、'.join(m['name'] for m in d.members)}"
     )
+    if d.subject_label:
+        click.echo(
+            f"{d.subject_label}: {'、'.join(d.subjects) if d.subjects else '（未指定）' if d.subjects is None else 'なし'}"
+        )
     for department, counter, entries in d.by_department():
         click.echo(f"■ {department}（{counter}）")
         for e in entries:
@@ -98,7 +112,10 @@ def guidance(
             click.echo(
                 f"  □ {e.name}{who}{mark}: {e.reason}"
                 + (f"  期限 {e.deadline_text}" if e.deadline_text else "")
+                + (f"  手数料 {e.fee_line}" if e.fee_text else "")
             )
+    if d.fee_total is not None:
+        click.echo(f"手数料の合計: {d.fee_total:,}円")
     if d.open_questions:
         click.echo("確認が必要な質問:")
         for q in d.open_questions:

@@ -9,6 +9,12 @@ relation, sex and attributes from the front linkage, and the household's collect
   ``age_estimated``; 年月日不詳 gives no age at all: the age facts are absent, a rule that reads
   them for that person ends as 要確認 (never guessed), and the household collections leave the
   person out.
+- The event's subjects (``is_subject``, ``subjects``, ``others``): who the event is about — who died,
+  who is born, whose surname changes. At an event whose catalogue entry names no subject, everyone
+  is a subject; otherwise the clerk names them (``MemberInput.subject``); at 出生, unless named,
+  the youngest members under one year old (twins share the date): the household of a birth includes
+  the newborn, so this is the newborn, not a guess. Otherwise they stay unknown and the rules that
+  need them are 要確認.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ class MemberInput:
     relation: str
     attributes: dict[str, list[str]] = field(default_factory=dict)  # 項目 -> 値 (active ones)
     resident_id: int | None = None
+    # The event's subject (亡くなった方, 生まれた子, 氏が変わる方): True / False when stated, None when
+    # not. Once any member of the household is stated, the members left None are not subjects.
+    subject: bool | None = None
 
 
 def _assumed_birthday(birth: JapaneseDate) -> tuple[dt.date | None, bool]:
@@ -71,12 +80,47 @@ def member_facts(member: MemberInput, event_date: dt.date) -> dict[str, Any]:
     return facts
 
 
+def subject_keys(
+    members: list[MemberInput], event: str, event_date: dt.date, *, named_by_event: bool
+) -> frozenset[str] | None:
+    """The keys of the event's subjects, or None while they are unknown (see the module text).
+
+    ``named_by_event``: the catalogue's event names a subject (死亡: 亡くなった方); without one, the
+    whole household is the subject whatever the members say (a case with 死亡 and 転居 names the
+    person who died for the death only).
+    """
+    if not named_by_event:
+        return frozenset(m.key for m in members)
+    if any(m.subject is not None for m in members):
+        return frozenset(m.key for m in members if m.subject)
+    if event == "shussei":
+        born = [
+            (m.birth.gregorian, m.key)
+            for m in members
+            if m.birth is not None
+            and m.birth.gregorian is not None
+            and m.birth.gregorian <= event_date
+            and age_on(m.birth.gregorian, event_date) == 0
+        ]
+        if born:
+            latest = max(day for day, _ in born)
+            return frozenset(key for day, key in born if day == latest)
+    return None
+
+
 def household_facts(members: list[dict[str, Any]], event: str, event_date: dt.date) -> dict[str, Any]:
     def pick(test: Any) -> list[dict[str, Any]]:
         return [m for m in members if m["age_known"] and test(m)]  # 年月日不詳: in no age collection
 
     head = next((m for m in members if m["is_head"]), members[0] if members else None)
+    subjects: dict[str, Any] = {}
+    if members and all("is_subject" in m for m in members):  # absent while the subjects are unknown
+        subjects = {
+            "subjects": [m for m in members if m["is_subject"]],
+            "others": [m for m in members if not m["is_subject"]],
+        }
     return {
+        **subjects,
         "event": event,
         "event_date": event_date.isoformat(),
         "household": {"size": len(members), "head": head["name"] if head else ""},

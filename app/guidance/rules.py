@@ -3,6 +3,10 @@
 Names a rule may use:
 - household facts: ``event``, ``event_date`` (ISO text), ``household`` (size, head ...), ``members``
   and the collections in ``FACT_COLLECTIONS`` (``children``, ``infants``, ``elderly75`` ...);
+- the event's subjects: ``subjects`` and ``others`` (the members who are / are not the subject:
+  亡くなった方, 生まれた子, 氏が変わる方; at events without a subject everyone is one) and
+  ``member.is_subject``; while the clerk has not named them they are absent, so a rule that needs
+  them is 要確認 like one waiting for an answer;
 - ``member`` in member-scope procedures;
 - every question's answer, by question id, as a top-level name.
 
@@ -33,8 +37,11 @@ FACT_COLLECTIONS = (
     "elderly65",
     "elderly75",
 )
-HOUSEHOLD_NAMES = frozenset({"event", "event_date", "household", *FACT_COLLECTIONS})
+SUBJECT_COLLECTIONS = ("subjects", "others")  # the event's subjects and the other members
+HOUSEHOLD_NAMES = frozenset({"event", "event_date", "household", *FACT_COLLECTIONS, *SUBJECT_COLLECTIONS})
 MEMBER_NAMES = HOUSEHOLD_NAMES | {"member"}
+SUBJECT_QUESTION = "subject"  # the open question that asks who the subjects are
+RESERVED_NAMES = MEMBER_NAMES | {SUBJECT_QUESTION}  # no question may be called so
 # Names bound by comprehension macros (children.exists(c, ...)): local, not context variables.
 _MACRO_BINDING = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
 _UNDEFINED = re.compile(r"Undefined variable or function: '([^']+)'")
@@ -49,6 +56,7 @@ class Rule:
     source: str
     program: cel.Program
     questions: frozenset[str]  # question ids the rule reads
+    names: frozenset[str] = frozenset()  # every top-level name it reads (facts, questions, member)
 
 
 def compile_rule(source: str, *, member_scope: bool, question_ids: frozenset[str]) -> Rule:
@@ -69,7 +77,8 @@ def compile_rule(source: str, *, member_scope: bool, question_ids: frozenset[str
         raise RuleError(
             f"知らない名前 {unknown} を参照しています（質問IDか事実の名前を確認してください）{hint}"
         )
-    return Rule(source, program, frozenset(set(program.variables()) & question_ids))
+    names = frozenset(program.variables())
+    return Rule(source, program, names & question_ids, names)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class Outcome:
 log = logging.getLogger(__name__)
 AGE_FACTS = frozenset({"age", "school_age", "grade"})
 UNKNOWN_BIRTH = "__birth_date__"  # a member whose birth date is 年月日不詳 has no age facts
+UNKNOWN_SUBJECT = "__subject__"  # the event's subjects are not named yet (who died, who is born ...)
 # A rule indexing a map key the household does not have (``m.attributes["国保"]`` for someone without
 # 国保): a catalogue defect, shown as 要確認 so the counter keeps working, and logged for the author.
 MISSING_KEY = "__missing_key__"
@@ -92,12 +102,16 @@ def evaluate(rule: Rule, context: cel.Context) -> Outcome:
     except KeyError as exc:
         if exc.args and exc.args[0] in AGE_FACTS:
             return Outcome(None, frozenset({UNKNOWN_BIRTH}))
+        if exc.args and exc.args[0] == "is_subject":
+            return Outcome(None, frozenset({UNKNOWN_SUBJECT}))
         log.warning(
             "catalogue rule reads a missing key %r: %s (write 'key' in map first)", exc.args[:1], rule.source
         )
         return Outcome(None, frozenset({MISSING_KEY}))
     except RuntimeError as exc:
         found = _UNDEFINED.search(str(exc))
+        if found and found.group(1) in SUBJECT_COLLECTIONS:
+            return Outcome(None, frozenset({UNKNOWN_SUBJECT}))
         if found and found.group(1) in rule.questions:
             # One undefined answer surfaces at a time; report every question the rule reads
             # that is still unanswered, so the clerk sees them all at once.

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from app.dates import JST
 from app.dates.japanese import DateError, JapaneseDate, parse
 from app.guidance.catalogue import Catalogue
 from app.guidance.engine import (
+    NO_SUBJECT,
     AnswerError,
     CompiledCatalogue,
     Determination,
@@ -31,6 +32,7 @@ from app.guidance.engine import (
 )
 from app.guidance.facts import MemberInput
 from app.guidance.models import CatalogueVersion
+from app.guidance.rules import SUBJECT_QUESTION
 from app.linkage.validate import valid_relation
 from app.observability.metrics import record_business
 from app.residents.models import Resident, ResidentAttribute
@@ -131,7 +133,7 @@ def members_of_resident(session: Session, resident_id: int, event_date: dt.date)
 
 
 # What guidance reads of a described member; a case's household may carry more (address for forms).
-MEMBER_KEYS = frozenset({"name", "kana", "birth", "sex", "relation", "attributes"})
+MEMBER_KEYS = frozenset({"name", "kana", "birth", "sex", "relation", "attributes", "subject"})
 
 
 def members_of_description(household: Any) -> list[MemberInput]:
@@ -171,6 +173,11 @@ def members_of_description(household: Any) -> list[MemberInput]:
                 f"{where}.relation",
                 f"{name}さんの続柄「{person.get('relation', '')}」が決められた値ではありません",
             )
+        subject = person.get("subject")
+        if subject is not None and not isinstance(subject, bool):
+            raise GuidanceInputError(
+                f"{where}.subject", f"{name}さんの subject は true か false で指定してください"
+            )
         attributes = person.get("attributes") or {}
         if not isinstance(attributes, dict) or not all(
             isinstance(v, str | list) for v in attributes.values()
@@ -187,9 +194,31 @@ def members_of_description(household: Any) -> list[MemberInput]:
                 sex=sex,
                 relation=relation,
                 attributes={k: v if isinstance(v, list) else [v] for k, v in attributes.items()},
+                subject=subject,
             )
         )
     return members
+
+
+def name_subjects(members: list[MemberInput], named: Any) -> list[MemberInput]:
+    """The members with the event's subjects named: member keys or resident ids, or ``none``.
+
+    ``named`` is a list (API ``subjects``, CLI ``--subject``) or the answer to the open question
+    ``subject`` (a key, a comma-separated text or a list). Members left out are not subjects.
+    """
+    items = named if isinstance(named, list) else str(named).split(",")
+    keys = [str(k).strip() for k in items if str(k).strip()]
+    if not keys:
+        return members
+    if NO_SUBJECT in keys:
+        if len(keys) > 1:
+            raise GuidanceInputError("subjects", "「該当者なし」と世帯員を同時には選べません")
+        return [replace(m, subject=False) for m in members]
+    known = {m.key for m in members}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise GuidanceInputError("subjects", f"対象の方「{unknown[0]}」はこの世帯にいません")
+    return [replace(m, subject=m.key in keys) for m in members]
 
 
 @dataclass
@@ -208,8 +237,17 @@ def guide(
     answers: dict[str, Any] | None = None,
     catalogue_version: int | None = None,
     purpose: str | None = None,
+    subjects: list[Any] | None = None,
 ) -> GuidanceResult:
-    """Determine the procedures; reading a resident's household is audit-logged."""
+    """Determine the procedures; reading a resident's household is audit-logged.
+
+    ``subjects`` names who the event is about (亡くなった方, 生まれた子, 氏が変わる方) by member key
+    (the resident id for a household from the records, ``m1`` … for a described one) or ``["none"]``;
+    the answer ``subject`` (the open question the determination asks when they are not named, as the
+    counter records it) does the same. Without either, a described member's ``subject: true`` counts;
+    the resident a household is looked up by is never taken as the subject by default: at the counter
+    that is the visitor (届出人), usually not the person who died.
+    """
     today = dt.datetime.now(JST).date()
     event_date = event_date or today
     if (resident_id is None) == (household is None):
@@ -217,13 +255,19 @@ def guide(
             "resident_id", "住民（resident_id）か世帯の内容（household）のどちらか一方を指定してください"
         )
     active = active_catalogue(session, today, catalogue_version)
+    answers = dict(answers or {})
+    named = answers.pop(SUBJECT_QUESTION, None)
+    if subjects is not None:
+        named = subjects
     members = (
         members_of_resident(session, resident_id, event_date)
         if resident_id is not None
         else members_of_description(household)
     )
+    if named is not None:
+        members = name_subjects(members, named)
     try:
-        typed = coerce_answers(active.compiled, answers or {})
+        typed = coerce_answers(active.compiled, answers)
         result = determine(active.compiled, event, event_date, members, typed)
     except AnswerError as exc:
         raise GuidanceInputError(
@@ -243,6 +287,7 @@ def guide(
                 "event": event,
                 "catalogue_version": active.version,
                 "members": [m.resident_id for m in members],
+                "subjects": [m.resident_id for m in members if m.subject],
             },
         )
     return GuidanceResult(active, result)
@@ -261,4 +306,7 @@ def as_json(result: GuidanceResult) -> dict[str, Any]:
         "to_confirm": [e.as_dict() for e in d.confirm],
         "not_needed": [e.as_dict() for e in d.not_needed],
         "open_questions": [q.__dict__ for q in d.open_questions],
+        "subject_label": d.subject_label,
+        "subjects": d.subjects,
+        "fee_total": d.fee_total,
     }

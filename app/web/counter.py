@@ -20,6 +20,7 @@ from app.counter.service import CounterError
 from app.dates import JST
 from app.forms import service as forms
 from app.guidance.catalogue import EVENT_NAMES
+from app.guidance.formdata import answers_from_form
 from app.guidance.service import GuidanceInputError, active_catalogue
 from app.identity.permissions import requires
 from app.residents import service as residents
@@ -310,12 +311,7 @@ def case_qr(case_id: int) -> Response:
 def case_events(case_id: int) -> Response:
     db = tenant_db()
     case = _case_or_404(case_id)
-    answers = dict(case.answers)
-    for key in request.form:
-        if key.startswith("q_"):
-            values = [v for v in request.form.getlist(key) if v != ""]
-            if values:
-                answers[key[2:]] = values if len(values) > 1 else values[0]
+    answers = {**case.answers, **answers_from_form(request.form)}  # q_subject: who the event is about
     event_date = None
     text = request.form.get("event_date", "")
     try:

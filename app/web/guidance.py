@@ -14,6 +14,8 @@ from flask import Response, abort, render_template, request
 from app.dates import JST
 from app.forms.service import list_forms
 from app.guidance.catalogue import EVENT_NAMES
+from app.guidance.formdata import answers_from_form
+from app.guidance.rules import SUBJECT_QUESTION
 from app.guidance.service import GuidanceInputError, active_catalogue, guide
 from app.identity.permissions import requires
 from app.tenancy.context import tenant_config, tenant_db
@@ -21,12 +23,7 @@ from app.web import tenant_web
 
 
 def _answers(form: Any, question_ids: list[str]) -> dict[str, Any]:
-    answers: dict[str, Any] = {}
-    for qid in question_ids:
-        values = [v for v in form.getlist(f"q_{qid}") if v != ""]
-        if values:
-            answers[qid] = values if len(values) > 1 else values[0]
-    return answers
+    return answers_from_form(form, [*question_ids, SUBJECT_QUESTION])
 
 
 @tenant_web.route("/residents/<int:resident_id>/guidance", methods=["GET", "POST"])

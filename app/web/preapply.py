@@ -13,6 +13,7 @@ from flask import abort, render_template, request
 from app.counter import preapply
 from app.dates import JST
 from app.guidance.catalogue import EVENT_NAMES
+from app.guidance.formdata import answers_from_form
 from app.guidance.service import ActiveCatalogue, GuidanceInputError, active_catalogue
 from app.ratelimit import limit_per_address
 from app.tenancy.context import public_endpoint, tenant_config, tenant_db
@@ -49,11 +50,7 @@ def pre_form(event: str) -> str:
     values = request.form
     if request.method == "POST":
         limit_per_address("preapply", per_minute=5, per_hour=30)
-        answers = {}
-        for q in questions:
-            chosen = [v for v in request.form.getlist(f"q_{q.id}") if v != ""]
-            if chosen:
-                answers[q.id] = chosen if q.type == "choices" else chosen[0]
+        answers = answers_from_form(request.form, [q.id for q in questions])
         data = preapply.PreApplicationInput(
             event=event,
             event_date=values.get("event_date", ""),
