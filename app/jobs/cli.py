@@ -22,4 +22,11 @@ def worker(burst: bool) -> None:
         log.info("linkage polls: %d scheduled, %d already pending", created, len(polls) - created)
     except Exception:  # the worker still serves every other job
         log.exception("could not schedule linkage polls")
+    try:
+        from app.reports.jobs import schedule_next
+
+        job = schedule_next()
+        log.info("monthly reports scheduled: %s", job.id)
+    except Exception:
+        log.exception("could not schedule the monthly reports")
     run_worker(burst=burst)

@@ -60,6 +60,7 @@ def register(app: Flask) -> None:
         ops,
         pages,
         preapply,
+        reports,
         residents,
     )
 
