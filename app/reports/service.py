@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import multiprocessing
 from collections.abc import Callable
@@ -112,6 +113,8 @@ def _captured(
         queries = fetch_queries(source)
     from app.dates import JST
 
+    # JSONB keeps keys in its own order: fresh and stored answers alike get sorted keys.
+    data = json.loads(json.dumps(data, sort_keys=True))
     c.captured_at[source] = captured_at.astimezone(JST).isoformat(timespec="seconds")
     c.add(Sourced(None, queries))
     return data
@@ -129,7 +132,7 @@ def fetch_queries(source: str) -> list[dict[str, str]]:
         "securityhub_findings": ("aws.securityhub.findings", "AWS Security Hub", "GetFindings"),
     }
     ident, src, query = names[source]
-    return [{"id": ident, "source": src, "query": f"{query}（取得済みの結果を再利用）"}]
+    return [{"id": ident, "source": src, "query": query}]  # as the source names it: same report
 
 
 def collect(
@@ -158,7 +161,11 @@ def collect(
         )
         if not settings.prometheus_url:
             raise ReportSourceError("Prometheus の URL が設定されていません（MADOGUCHI_PROMETHEUS_URL）")
-        c.metrics = c.add(PrometheusSource(settings.prometheus_url).service_levels(month))
+        prometheus = PrometheusSource(settings.prometheus_url)
+        try:
+            c.metrics = c.add(prometheus.service_levels(month))
+        finally:
+            prometheus.close()
         progress(f"{month}: Prometheus から {len(c.metrics['tenants'])} 団体のサービスレベルを取得")
         if settings.reports_aws_enabled:
             c.aws = _collect_aws(session, month, Clients(aws_clients or default_clients), refresh, c)

@@ -51,6 +51,9 @@ class PrometheusSource:
         self.base_url = base_url.rstrip("/")
         self.client = client or httpx.Client(timeout=timeout)
 
+    def close(self) -> None:
+        self.client.close()
+
     def _get(self, path: str, params: dict[str, str]) -> Any:
         try:
             response = self.client.get(f"{self.base_url}{path}", params=params)
@@ -99,7 +102,7 @@ class PrometheusSource:
             for tenant, value in self.query(expr, at).items():
                 row = figures.setdefault(tenant, {})
                 if name.endswith("_samples"):
-                    row[name.replace("_samples", "_minutes")] = round(value * minute_factor)
+                    row["open_minutes" if name == "open_samples" else "downtime_minutes"] = round(value * minute_factor)
                 else:
                     row[name] = round(value)
         first_day_end = month.start + dt.timedelta(days=1)
