@@ -98,7 +98,9 @@ def metrics(calendars: dict[str, CalendarConfig], out: Path) -> Truth:
             stamp = f"{t.timestamp():.0f}"
             is_open = calendar.is_open(t)
             down = _in_outage(tenant, t)
-            lines["madoguchi:tenant_open"].append(f'madoguchi:tenant_open{{tenant="{tenant}"}} {int(is_open)} {stamp}')
+            lines["madoguchi:tenant_open"].append(
+                f'madoguchi:tenant_open{{tenant="{tenant}"}} {int(is_open)} {stamp}'
+            )
             lines["madoguchi:tenant_unavailable"].append(
                 f'madoguchi:tenant_unavailable{{tenant="{tenant}"}} {int(is_open and down)} {stamp}'
             )
@@ -166,7 +168,11 @@ def _event(ident: str, moment: dt.datetime, name: str, source: str, **extra: Any
         "eventSource": source,
         "awsRegion": "ap-northeast-1",
         "sourceIPAddress": "203.0.113.10",
-        "userIdentity": {"type": "IAMUser", "userName": "ops-admin", "arn": f"arn:aws:iam::{ACCOUNT}:user/ops-admin"},
+        "userIdentity": {
+            "type": "IAMUser",
+            "userName": "ops-admin",
+            "arn": f"arn:aws:iam::{ACCOUNT}:user/ops-admin",
+        },
         "readOnly": False,
         **extra,
     }
@@ -219,9 +225,9 @@ def cloudtrail_files(events: list[dict[str, Any]]) -> dict[str, bytes]:
         key = f"AWSLogs/{ACCOUNT}/CloudTrail/ap-northeast-1/{y}/{m}/{d}/{ACCOUNT}_CloudTrail_ap-northeast-1_{y}{m}{d}T0000Z_a.json.gz"
         files[key] = gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
     dup = next(e for e in events if e["eventID"] == "ev-iam-1")
-    files[f"AWSLogs/{ACCOUNT}/CloudTrail/ap-northeast-1/2026/05/08/{ACCOUNT}_CloudTrail_ap-northeast-1_20260508T0300Z_b.json.gz"] = (
-        gzip.compress(json.dumps({"Records": [dup]}).encode(), mtime=0)
-    )
+    files[
+        f"AWSLogs/{ACCOUNT}/CloudTrail/ap-northeast-1/2026/05/08/{ACCOUNT}_CloudTrail_ap-northeast-1_20260508T0300Z_b.json.gz"
+    ] = gzip.compress(json.dumps({"Records": [dup]}).encode(), mtime=0)
     return files
 
 
@@ -274,7 +280,9 @@ def config_files(items: list[dict[str, Any]]) -> dict[str, bytes]:
             f"AWSLogs/{ACCOUNT}/Config/ap-northeast-1/{day.year}/{day.month}/{day.day}/ConfigHistory/"
             f"{ACCOUNT}_Config_ap-northeast-1_ConfigHistory_{day:%Y%m%d}T000000Z.json.gz"
         )
-        files[key] = gzip.compress(json.dumps({"fileVersion": "1.0", "configurationItems": records}).encode(), mtime=0)
+        files[key] = gzip.compress(
+            json.dumps({"fileVersion": "1.0", "configurationItems": records}).encode(), mtime=0
+        )
     return files
 
 
@@ -290,7 +298,10 @@ def cost_response() -> dict[str, Any]:
                 "TimePeriod": {"Start": "2026-05-01", "End": "2026-06-01"},
                 "Total": {},
                 "Groups": [
-                    {"Keys": [f"municipality${k}"], "Metrics": {"UnblendedCost": {"Amount": v, "Unit": "USD"}}}
+                    {
+                        "Keys": [f"municipality${k}"],
+                        "Metrics": {"UnblendedCost": {"Amount": v, "Unit": "USD"}},
+                    }
                     for k, v in COST_GROUPS.items()
                 ],
                 "Estimated": False,

@@ -10,6 +10,7 @@ truth; pdftotext shows the key figures; page 1 of each PDF goes to var/test-arti
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -51,7 +52,10 @@ from tests.conftest import ROOT, login, make_staff, provider_client, truncate_te
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "var" / "test-artifacts"
-BUCKETS = {"MADOGUCHI_CLOUDTRAIL_BUCKET": "madoguchi-test-cloudtrail", "MADOGUCHI_CONFIG_BUCKET": "madoguchi-test-config"}
+BUCKETS = {
+    "MADOGUCHI_CLOUDTRAIL_BUCKET": "madoguchi-test-cloudtrail",
+    "MADOGUCHI_CONFIG_BUCKET": "madoguchi-test-config",
+}
 RECORDED = ROOT / "tests" / "data" / "reports" / "config_describe_compliance_by_config_rule.json"
 CITIES = ("osaka", "gobo", "yamaguchi")
 
@@ -114,7 +118,9 @@ def _aws() -> dict[str, Any]:
         (BUCKETS["MADOGUCHI_CONFIG_BUCKET"], w.config_files(w.config_items())),
     ):
         try:
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"}
+            )
         except s3.exceptions.ClientError:
             for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
                 s3.delete_object(Bucket=bucket, Key=obj["Key"])
@@ -125,10 +131,8 @@ def _aws() -> dict[str, Any]:
         name = user["UserName"]
         for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
             iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-        try:
+        with contextlib.suppress(iam.exceptions.NoSuchEntityException):
             iam.delete_login_profile(UserName=name)
-        except iam.exceptions.NoSuchEntityException:
-            pass
         iam.delete_user(UserName=name)
     for role in iam.list_roles()["Roles"]:
         iam.delete_role(RoleName=role["RoleName"])
@@ -136,7 +140,18 @@ def _aws() -> dict[str, Any]:
     iam.create_login_profile(UserName="ops-admin", Password="Long-enough-pass-1")
     iam.create_user(UserName="deploy-bot")
     iam.create_access_key(UserName="deploy-bot")
-    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
     for role in ("madoguchi-app", "madoguchi-deploy"):
         iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
     hub = boto3.client("securityhub", endpoint_url=endpoint, region_name="ap-northeast-1")
@@ -160,19 +175,29 @@ def _aws() -> dict[str, Any]:
     ce = boto3.client("ce", endpoint_url=endpoint, region_name="us-east-1")
     from botocore.validate import validate_parameters
 
-    validate_parameters(w.cost_response(), ce.meta.service_model.operation_model("GetCostAndUsage").output_shape)
-    seeded = httpx.post(f"{endpoint}/moto-api/static/ce/cost-and-usage-results", json={"results": [w.cost_response()]})
+    validate_parameters(
+        w.cost_response(), ce.meta.service_model.operation_model("GetCostAndUsage").output_shape
+    )
+    seeded = httpx.post(
+        f"{endpoint}/moto-api/static/ce/cost-and-usage-results", json={"results": [w.cost_response()]}
+    )
     assert seeded.status_code < 300, seeded.text
     return {"iam_users": [u["UserName"] for u in iam.list_users()["Users"]]}
 
 
 def stubbed_config() -> tuple[Any, Stubber]:
     """AWS Config through botocore's Stubber: the recorded pages, validated by the service model."""
-    client = boto3.client("config", endpoint_url=os.environ["MADOGUCHI_AWS_ENDPOINT_URL"], region_name="ap-northeast-1")
+    client = boto3.client(
+        "config", endpoint_url=os.environ["MADOGUCHI_AWS_ENDPOINT_URL"], region_name="ap-northeast-1"
+    )
     stubber = Stubber(client)
     pages = json.loads(RECORDED.read_text())["pages"]
     for i, page in enumerate(pages):
-        stubber.add_response("describe_compliance_by_config_rule", page, {} if i == 0 else {"NextToken": pages[i - 1]["NextToken"]})
+        stubber.add_response(
+            "describe_compliance_by_config_rule",
+            page,
+            {} if i == 0 else {"NextToken": pages[i - 1]["NextToken"]},
+        )
     stubber.activate()
     return client, stubber
 
@@ -221,10 +246,29 @@ def _database(tenants: dict[str, TenantRecord]) -> dict[str, dict[str, Any]]:
                 s.add(Ticket(office_id="main", counter_id="c1", issued_on=issued.date(), number=i + 1, label=f"A-{i + 1:03d}",
                              issued_at=issued, called_at=issued + dt.timedelta(minutes=minutes), status="done"))  # fmt: skip
             for user in p["users"]:
-                s.add(AuditEntry(actor_type="staff", actor_id=user, action="login", occurred_at=J(2026, 5, 14, 9, 0)))
-                s.add(AuditEntry(actor_type="staff", actor_id=user, action="x", occurred_at=J(2026, 5, 15, 9, 0)))
-            s.add(AuditEntry(actor_type="staff", actor_id="login:typo", action="login.failed", occurred_at=J(2026, 5, 14, 9, 0)))
-            s.add(AuditEntry(actor_type="staff", actor_id="staff:99", action="x", occurred_at=J(2026, 4, 14, 9, 0)))
+                s.add(
+                    AuditEntry(
+                        actor_type="staff", actor_id=user, action="login", occurred_at=J(2026, 5, 14, 9, 0)
+                    )
+                )
+                s.add(
+                    AuditEntry(
+                        actor_type="staff", actor_id=user, action="x", occurred_at=J(2026, 5, 15, 9, 0)
+                    )
+                )
+            s.add(
+                AuditEntry(
+                    actor_type="staff",
+                    actor_id="login:typo",
+                    action="login.failed",
+                    occurred_at=J(2026, 5, 14, 9, 0),
+                )
+            )
+            s.add(
+                AuditEntry(
+                    actor_type="staff", actor_id="staff:99", action="x", occurred_at=J(2026, 4, 14, 9, 0)
+                )
+            )
         closed = [(b - a).total_seconds() / 60 for a, b in p["closed"]]
         truth[tenant] = {
             "cases": len(p["cases"]),
@@ -240,17 +284,96 @@ def _database(tenants: dict[str, TenantRecord]) -> dict[str, dict[str, Any]]:
         }
     with service.control_session() as s:
         by = "テスト 運用"
-        add_inquiry(s, tenant_id="osaka", channel="phone", category="operation", summary="番号札の再発行の手順", opened_at=J(2026, 5, 7, 9, 0), closed_at=J(2026, 5, 7, 9, 20), by=by)
-        add_inquiry(s, tenant_id="osaka", channel="email", category="operation", summary="様式の印刷位置がずれる", opened_at=J(2026, 5, 8, 9, 0), by=by)
-        add_inquiry(s, tenant_id="osaka", channel="web", category="linkage", summary="取込ファイルの文字コード", opened_at=J(2026, 5, 9, 9, 0), closed_at=J(2026, 5, 9, 12, 0), by=by)
-        add_inquiry(s, tenant_id="gobo", channel="phone", category="failure", summary="画面が開かない（5/12 障害）", opened_at=J(2026, 5, 12, 10, 5), closed_at=J(2026, 5, 12, 10, 40), by=by)
-        add_inquiry(s, tenant_id=None, channel="visit", category="request", summary="帳票の追加要望", opened_at=J(2026, 5, 27, 14, 0), by=by)
-        add_inquiry(s, tenant_id="gobo", channel="phone", category="other", summary="4月の問い合わせ", opened_at=J(2026, 4, 27, 14, 0), by=by)
-        record_release(s, kind="application", version="v1.4.0", released_at=J(2026, 5, 13, 10, 0), approval_ref="CAB-2026-051", description="月次報告", by=by)
-        record_release(s, kind="application", version="v1.3.9", released_at=J(2026, 4, 30, 10, 0), approval_ref="CAB-2026-049", by=by)
-        s.add(Incident(tenant_id="gobo", alert_name="MadoguchiErrorBudgetBurn", fingerprint="fp-gobo", summary="gobo: 可用性", detected_at=J(2026, 5, 12, 10, 0),
-                       response_target_minutes=None, acknowledged_at=J(2026, 5, 12, 10, 20), acknowledged_by="当番", resolved_at=J(2026, 5, 12, 10, 30),
-                       resolved_by="alertmanager", status="resolved", recovery="再起動"))
+        add_inquiry(
+            s,
+            tenant_id="osaka",
+            channel="phone",
+            category="operation",
+            summary="番号札の再発行の手順",
+            opened_at=J(2026, 5, 7, 9, 0),
+            closed_at=J(2026, 5, 7, 9, 20),
+            by=by,
+        )
+        add_inquiry(
+            s,
+            tenant_id="osaka",
+            channel="email",
+            category="operation",
+            summary="様式の印刷位置がずれる",
+            opened_at=J(2026, 5, 8, 9, 0),
+            by=by,
+        )
+        add_inquiry(
+            s,
+            tenant_id="osaka",
+            channel="web",
+            category="linkage",
+            summary="取込ファイルの文字コード",
+            opened_at=J(2026, 5, 9, 9, 0),
+            closed_at=J(2026, 5, 9, 12, 0),
+            by=by,
+        )
+        add_inquiry(
+            s,
+            tenant_id="gobo",
+            channel="phone",
+            category="failure",
+            summary="画面が開かない（5/12 障害）",
+            opened_at=J(2026, 5, 12, 10, 5),
+            closed_at=J(2026, 5, 12, 10, 40),
+            by=by,
+        )
+        add_inquiry(
+            s,
+            tenant_id=None,
+            channel="visit",
+            category="request",
+            summary="帳票の追加要望",
+            opened_at=J(2026, 5, 27, 14, 0),
+            by=by,
+        )
+        add_inquiry(
+            s,
+            tenant_id="gobo",
+            channel="phone",
+            category="other",
+            summary="4月の問い合わせ",
+            opened_at=J(2026, 4, 27, 14, 0),
+            by=by,
+        )
+        record_release(
+            s,
+            kind="application",
+            version="v1.4.0",
+            released_at=J(2026, 5, 13, 10, 0),
+            approval_ref="CAB-2026-051",
+            description="月次報告",
+            by=by,
+        )
+        record_release(
+            s,
+            kind="application",
+            version="v1.3.9",
+            released_at=J(2026, 4, 30, 10, 0),
+            approval_ref="CAB-2026-049",
+            by=by,
+        )
+        s.add(
+            Incident(
+                tenant_id="gobo",
+                alert_name="MadoguchiErrorBudgetBurn",
+                fingerprint="fp-gobo",
+                summary="gobo: 可用性",
+                detected_at=J(2026, 5, 12, 10, 0),
+                response_target_minutes=None,
+                acknowledged_at=J(2026, 5, 12, 10, 20),
+                acknowledged_by="当番",
+                resolved_at=J(2026, 5, 12, 10, 30),
+                resolved_by="alertmanager",
+                status="resolved",
+                recovery="再起動",
+            )
+        )
         s.add(Incident(tenant_id="osaka", alert_name="MadoguchiErrorBudgetBurn", fingerprint="fp-osaka", summary="osaka: 可用性", detected_at=J(2026, 5, 20, 14, 0),
                        response_target_minutes=30, acknowledged_at=J(2026, 5, 20, 14, 40), acknowledged_by="当番", resolved_at=J(2026, 5, 20, 14, 45),
                        resolved_by="alertmanager", status="resolved"))  # fmt: skip
@@ -265,9 +388,13 @@ def _clean_control() -> None:
 
 
 @pytest.fixture(scope="module")
-def world(provisioned: dict[str, TenantRecord], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def world(
+    provisioned: dict[str, TenantRecord], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("reports")
-    saved = {k: os.environ.get(k) for k in (*BUCKETS, "MADOGUCHI_PROMETHEUS_URL", "MADOGUCHI_REPORTS_WORKERS")}
+    saved = {
+        k: os.environ.get(k) for k in (*BUCKETS, "MADOGUCHI_PROMETHEUS_URL", "MADOGUCHI_REPORTS_WORKERS")
+    }
     os.environ.update(BUCKETS)
     os.environ["MADOGUCHI_REPORTS_WORKERS"] = "2"
     with admin_engine().begin() as conn:
@@ -286,10 +413,18 @@ def world(provisioned: dict[str, TenantRecord], tmp_path_factory: pytest.TempPat
         truth["db"] = _database(provisioned)
         config_client, stubber = stubbed_config()
         started = time.perf_counter()
-        generated = service.generate(w.MONTH, out=tmp / "out", aws_clients=aws_factory(config_client), by="test")
+        generated = service.generate(
+            w.MONTH, out=tmp / "out", aws_clients=aws_factory(config_client), by="test"
+        )
         truth["seconds"] = time.perf_counter() - started
         stubber.assert_no_pending_responses()
-        yield {"truth": truth, "generated": generated, "out": tmp / "out", "tmp": tmp, "config_client": config_client}
+        yield {
+            "truth": truth,
+            "generated": generated,
+            "out": tmp / "out",
+            "tmp": tmp,
+            "config_client": config_client,
+        }
     finally:
         if prometheus is not None:
             prometheus.send_signal(signal.SIGTERM)
@@ -316,7 +451,9 @@ def report(world: dict[str, Any], scope: str) -> dict[str, Any]:
 
 def pdftext(world: dict[str, Any], scope: str) -> str:
     path = world["out"] / "2026-05" / scope / f"monthly-report-2026-05-{scope}.pdf"
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 # --- every number equals the truth ------------------------------------------------------------------
@@ -358,10 +495,13 @@ def test_an_outage_on_a_holiday_is_not_downtime(world: dict[str, Any]) -> None:
 def test_a_city_onboarded_mid_month(world: dict[str, Any]) -> None:
     s = report(world, "service")
     munis = {m["id"]: m for m in s["municipalities"]["items"]}
-    assert s["municipalities"]["count"] == 3 and s["municipalities"]["new_this_month"] == 1
+    assert s["municipalities"]["count"] == 3
+    assert s["municipalities"]["new_this_month"] == 1
     assert munis["yamaguchi"]["service_start"] == "2026-05-15"
-    assert munis["yamaguchi"]["new_this_month"] is True and munis["yamaguchi"]["days_in_service"] == 17
-    assert munis["osaka"]["days_in_service"] == 31 and munis["osaka"]["new_this_month"] is False
+    assert munis["yamaguchi"]["new_this_month"] is True
+    assert munis["yamaguchi"]["days_in_service"] == 17
+    assert munis["osaka"]["days_in_service"] == 31
+    assert munis["osaka"]["new_this_month"] is False
     y = report(world, "yamaguchi")
     assert y["service_level"]["open_minutes"] == world["truth"]["metrics"].open_minutes["yamaguchi"]
     assert all(d["requests"] == 0 for d in y["daily"] if d["day"] < "2026-05-15")
@@ -377,21 +517,33 @@ def test_service_report_totals_and_audit_items(world: dict[str, Any]) -> None:
     assert s["kpi"]["total"]["cases"] == sum(d["cases"] for d in db.values())
     assert s["kpi"]["total"]["unique_users"] == sum(d["unique_users"] for d in db.values())
     level = s["service_level"]["total"]
-    assert level["downtime_minutes"] == 75 and level["open_minutes"] == sum(m.open_minutes.values())
+    assert level["downtime_minutes"] == 75
+    assert level["open_minutes"] == sum(m.open_minutes.values())
     assert level["latency_p95_ms"] == 100
     assert level["error_rate"] == round(sum(m.errors.values()) / sum(m.requests.values()), 6)
     # 4 releases/IAM/console/resources/config/security hub
-    assert s["releases"]["count"] == 1 and s["releases"]["items"][0]["approval_ref"] == "CAB-2026-051"
+    assert s["releases"]["count"] == 1
+    assert s["releases"]["items"][0]["approval_ref"] == "CAB-2026-051"
     users = s["iam_users"]
-    assert sorted(u["user"] for u in users["items"] if u["user"] != "ルートユーザー") == sorted(world["truth"]["aws"]["iam_users"])
+    assert sorted(u["user"] for u in users["items"] if u["user"] != "ルートユーザー") == sorted(
+        world["truth"]["aws"]["iam_users"]
+    )
     assert users["without_mfa"] == 1  # ops-admin: console password, no MFA
-    assert [u for u in users["items"] if u["user"] == "deploy-bot"][0]["access_keys_active"] == 1
+    assert next(u for u in users["items"] if u["user"] == "deploy-bot")["access_keys_active"] == 1
     assert [c["event"] for c in users["changes"]] == ["CreateUser"]  # delivered twice, counted once
     roles = s["iam_roles"]
     assert [r["role"] for r in roles["items"]] == ["madoguchi-app", "madoguchi-deploy"]
-    assert [(c["event"], c["target"]) for c in roles["changes"]] == [("AttachRolePolicy", "madoguchi-app"), ("UpdateAssumeRolePolicy", "madoguchi-deploy")]
+    assert [(c["event"], c["target"]) for c in roles["changes"]] == [
+        ("AttachRolePolicy", "madoguchi-app"),
+        ("UpdateAssumeRolePolicy", "madoguchi-deploy"),
+    ]
     logins = s["console_logins"]
-    assert [x["event_id"] for x in logins["items"]] == ["ev-login-1", "ev-login-2", "ev-login-3", "ev-login-4"]
+    assert [x["event_id"] for x in logins["items"]] == [
+        "ev-login-1",
+        "ev-login-2",
+        "ev-login-3",
+        "ev-login-4",
+    ]
     assert (logins["count"], logins["failures"], logins["without_mfa"]) == (4, 1, 1)
     assert logins["items"][3]["user"] == "ルートユーザー"
     created = s["resources_created"]
@@ -411,17 +563,30 @@ def test_service_report_totals_and_audit_items(world: dict[str, Any]) -> None:
     assert history["s3-bucket-public-read-prohibited"]["noncompliant_resources_in_month"] == 1
     assert history["s3-bucket-public-read-prohibited"]["noncompliant_at_month_end"] == 0
     hub = sc["security_hub"]
-    assert hub["active"] == 2 and hub["active_by_severity"]["CRITICAL"] == 1 and hub["active_by_severity"]["MEDIUM"] == 1
-    assert hub["failed_controls"] == 1 and hub["new_in_month"] == 2
+    assert hub["active"] == 2
+    assert hub["active_by_severity"]["CRITICAL"] == 1
+    assert hub["active_by_severity"]["MEDIUM"] == 1
+    assert hub["failed_controls"] == 1
+    assert hub["new_in_month"] == 2
     assert [f["title"] for f in hub["critical_and_high"]] == ["S3 バケットの公開設定"]
     # inquiries, incidents, stable operation
     q = s["inquiries"]
-    assert q["count"] == 5 and q["closed"] == 3 and q["open_at_month_end"] == 2
-    assert [(t["category"], t["count"]) for t in q["main_topics"]] == [("operation", 2), ("failure", 1), ("linkage", 1)]
+    assert q["count"] == 5
+    assert q["closed"] == 3
+    assert q["open_at_month_end"] == 2
+    assert [(t["category"], t["count"]) for t in q["main_topics"]] == [
+        ("operation", 2),
+        ("failure", 1),
+        ("linkage", 1),
+    ]
     inc = s["incidents"]
-    assert inc["count"] == 2 and inc["initial_response"]["missed"] == 1 and inc["initial_response"]["no_target"] == 1
+    assert inc["count"] == 2
+    assert inc["initial_response"]["missed"] == 1
+    assert inc["initial_response"]["no_target"] == 1
     kinds = [x["kind"] for x in s["stable_operation"]]
-    assert kinds.count("障害の復旧") == 2 and "設定の是正" in kinds and "リリース（アプリケーション）" in kinds
+    assert kinds.count("障害の復旧") == 2
+    assert "設定の是正" in kinds
+    assert "リリース（アプリケーション）" in kinds
     assert {q["id"] for q in s["sources"]} >= {"prometheus.requests", "prometheus.down_samples", "db.tenant_month",
                                               "aws.cloudtrail.archive", "aws.config.compliance", "aws.ce.cost_by_tag"}  # fmt: skip
 
@@ -431,14 +596,16 @@ def test_cloud_usage_apportions_shared_costs_by_measured_requests(world: dict[st
     usage = s["cloud_usage"]
     requests = world["truth"]["metrics"].requests
     shares = w.apportioned(requests)
-    assert usage["shared_total"] == "100.01" and usage["unit"] == "USD"
+    assert usage["shared_total"] == "100.01"
+    assert usage["unit"] == "USD"
     assert usage["total"] == "260.76"
     assert sum(Decimal(r["shared_share"]) for r in usage["tenants"]) == Decimal("100.01")
     for row in usage["tenants"]:
         assert Decimal(row["shared_share"]) == shares[row["tenant"]]
         assert Decimal(row["direct"]) == Decimal(w.COST_GROUPS[row["tenant"]])
         assert row["usage_requests"] == requests[row["tenant"]]
-    assert "リクエスト数" in usage["method"] and "最大剰余法" in usage["method"]
+    assert "リクエスト数" in usage["method"]
+    assert "最大剰余法" in usage["method"]
     gobo = report(world, "gobo")["cloud_usage"]
     assert Decimal(gobo["total"]) == Decimal("30.25") + shares["gobo"]
 
@@ -473,15 +640,19 @@ def test_csv_is_utf8_with_bom_for_excel(world: dict[str, Any]) -> None:
 
 def test_a_city_report_holds_no_other_city(world: dict[str, Any]) -> None:
     files = {p.name: p for p in (world["out"] / "2026-05" / "gobo").rglob("*") if p.is_file()}
-    assert "monthly-report-2026-05-gobo.pdf" in files and "kpi.csv" in files
-    text_json = (world["out"] / "2026-05" / "gobo" / "monthly-report-2026-05-gobo.json").read_text(encoding="utf-8")
+    assert "monthly-report-2026-05-gobo.pdf" in files
+    assert "kpi.csv" in files
+    text_json = (world["out"] / "2026-05" / "gobo" / "monthly-report-2026-05-gobo.json").read_text(
+        encoding="utf-8"
+    )
     for other in ("osaka", "大阪", "yamaguchi", "山口", "番号札の再発行", "帳票の追加要望"):
         assert other not in text_json, other
     for path in files.values():
         if path.suffix == ".csv":
             assert "osaka" not in path.read_text(encoding="utf-8-sig")
     gobo_pdf = pdftext(world, "gobo")
-    assert "大阪" not in gobo_pdf and "山口" not in gobo_pdf
+    assert "大阪" not in gobo_pdf
+    assert "山口" not in gobo_pdf
     g = report(world, "gobo")
     assert [i["tenant"] for i in g["inquiries"]["items"]] == ["gobo"]
     assert [i["tenant"] for i in g["incidents"]["items"]] == ["gobo"]
@@ -493,15 +664,19 @@ def test_tenant_download_paths_are_scoped(world: dict[str, Any], app: Flask) -> 
     client = app.test_client()
     login(client, "gobo", "report-admin")
     page = client.get("/gobo/reports")
-    assert page.status_code == 200 and "2026-05" in page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "2026-05" in page.get_data(as_text=True)
     own = client.get("/gobo/reports/2026-05/monthly-report-2026-05-gobo.pdf")
-    assert own.status_code == 200 and own.data.startswith(b"%PDF")
+    assert own.status_code == 200
+    assert own.data.startswith(b"%PDF")
     assert client.get("/gobo/reports/2026-05/csv/kpi.csv").data.startswith(b"\xef\xbb\xbf")
     for path in ("/gobo/reports/2026-05/monthly-report-2026-05-osaka.pdf", "/gobo/reports/2026-05/monthly-report-2026-05-service.json",
                  "/gobo/reports/2026-05/../osaka/monthly-report-2026-05-osaka.pdf", "/gobo/reports/2099-99/x.pdf",
                  "/gobo/reports/2026-05/%00.pdf"):  # fmt: skip
         assert client.get(path).status_code == 404, path
-    assert client.get("/osaka/reports/2026-05/monthly-report-2026-05-osaka.pdf").status_code == 404  # another city: 404
+    assert (
+        client.get("/osaka/reports/2026-05/monthly-report-2026-05-osaka.pdf").status_code == 404
+    )  # another city: 404
     clerk = app.test_client()
     login(clerk, "gobo", "report-clerk")
     assert clerk.get("/gobo/reports").status_code == 403
@@ -509,21 +684,25 @@ def test_tenant_download_paths_are_scoped(world: dict[str, Any], app: Flask) -> 
 
 def test_ops_page_lists_reports_with_download_links(world: dict[str, Any], app: Flask) -> None:
     anonymous = app.test_client().get("/ops/reports")
-    assert anonymous.status_code == 302 and "/ops/login" in anonymous.headers["Location"]
+    assert anonymous.status_code == 302
+    assert "/ops/login" in anonymous.headers["Location"]
     from app.identity.models import ProviderStaff
 
     with admin_engine().begin() as conn:
         conn.execute(delete(ProviderStaff).where(ProviderStaff.login == "ops-reports"))
     client, _ = provider_client(app, "ops-reports")
     page = client.get("/ops/reports").get_data(as_text=True)
-    assert "デジタル庁向け" in page and "御坊市" in page
+    assert "デジタル庁向け" in page
+    assert "御坊市" in page
     assert "/ops/reports/2026-05/service/monthly-report-2026-05-service.pdf" in page
     pdf = client.get("/ops/reports/2026-05/service/monthly-report-2026-05-service.pdf")
-    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert pdf.status_code == 200
+    assert pdf.data.startswith(b"%PDF")
     assert client.get("/ops/reports/2026-05/service/../../etc/passwd").status_code == 404
     assert client.get("/ops/reports/2026-13/service/x.pdf").status_code == 404
     inquiries = client.get("/ops/inquiries")
-    assert inquiries.status_code == 200 and "様式の印刷位置がずれる" in inquiries.get_data(as_text=True)
+    assert inquiries.status_code == 200
+    assert "様式の印刷位置がずれる" in inquiries.get_data(as_text=True)
     assert client.get("/ops/releases").status_code == 200
 
 
@@ -533,17 +712,28 @@ def test_ops_page_lists_reports_with_download_links(world: dict[str, Any], app: 
 def test_regenerating_the_month_gives_byte_identical_files(world: dict[str, Any]) -> None:
     first = {g.scope: {f["name"]: f["sha256"] for f in g.files} for g in world["generated"]}
     client, stubber = stubbed_config()  # not called: the captured answer is reused
-    again = service.generate(w.MONTH, out=world["tmp"] / "again", aws_clients=aws_factory(client), by="test", workers=1)
+    again = service.generate(
+        w.MONTH, out=world["tmp"] / "again", aws_clients=aws_factory(client), by="test", workers=1
+    )
     second = {g.scope: {f["name"]: f["sha256"] for f in g.files} for g in again}
-    differing = sorted((scope, name) for scope in first for name in first[scope] if first[scope][name] != second[scope].get(name))
-    assert differing == [] and second == first  # PDF included
+    differing = sorted(
+        (scope, name)
+        for scope in first
+        for name in first[scope]
+        if first[scope][name] != second[scope].get(name)
+    )
+    assert differing == []
+    assert second == first
     with service.control_session() as s:
         rows = service.list_reports(s)
         assert {r.scope for r in rows} == {"service", *CITIES}
         assert all(r.generations == 2 for r in rows)
-    one = service.generate(w.MONTH, tenant="gobo", out=world["tmp"] / "one", aws_clients=aws_factory(client), by="test")
-    assert [g.scope for g in one] == ["gobo"] and one[0].files == next(g.files for g in again if g.scope == "gobo")
-    assert len(stubber._queue) == 2  # noqa: SLF001 - the recorded pages stayed unused
+    one = service.generate(
+        w.MONTH, tenant="gobo", out=world["tmp"] / "one", aws_clients=aws_factory(client), by="test"
+    )
+    assert [g.scope for g in one] == ["gobo"]
+    assert one[0].files == next(g.files for g in again if g.scope == "gobo")
+    assert len(stubber._queue) == 2
 
 
 # --- command line -----------------------------------------------------------------------------------
@@ -554,19 +744,29 @@ def test_cli_exit_codes_and_release_records(world: dict[str, Any], tmp_path: Pat
 
     runner = CliRunner()
     bad = runner.invoke(main, ["reports", "monthly", "--month", "2026-13", "--out", str(tmp_path)])
-    assert bad.exit_code == 1 and "YYYY-MM" in bad.output
+    assert bad.exit_code == 1
+    assert "YYYY-MM" in bad.output
     assert runner.invoke(main, ["reports", "monthly", "--out", str(tmp_path)]).exit_code == 2
-    unknown = runner.invoke(main, ["reports", "monthly", "--month", "2026-05", "--tenant", "nowhere", "--out", str(tmp_path)])
-    assert unknown.exit_code == 1 and "利用していません" in unknown.output
+    unknown = runner.invoke(
+        main, ["reports", "monthly", "--month", "2026-05", "--tenant", "nowhere", "--out", str(tmp_path)]
+    )
+    assert unknown.exit_code == 1
+    assert "利用していません" in unknown.output
     future = runner.invoke(main, ["reports", "monthly", "--month", "2999-01", "--out", str(tmp_path)])
-    assert future.exit_code == 1 and "始まっていません" in future.output
+    assert future.exit_code == 1
+    assert "始まっていません" in future.output
     args = ["releases", "record", "--kind", "infrastructure", "--version", "v2026.06.1", "--at", "2026-06-02T10:00",
             "--approval", "CAB-2026-060", "--json"]  # fmt: skip
     first = runner.invoke(main, args)
     assert first.exit_code == 0, first.output
     assert json.loads(first.output)[0]["created"] is True
     assert json.loads(runner.invoke(main, args).output)[0]["created"] is False  # a pipeline retry
-    assert runner.invoke(main, ["releases", "record", "--kind", "infrastructure", "--version", "x", "--approval", " "]).exit_code == 1
+    assert (
+        runner.invoke(
+            main, ["releases", "record", "--kind", "infrastructure", "--version", "x", "--approval", " "]
+        ).exit_code
+        == 1
+    )
     added = runner.invoke(main, ["inquiries", "add", "--tenant", "gobo", "--channel", "phone", "--category", "operation",
                                  "--summary", "テスト", "--opened-at", "2026-06-03T09:00", "--json"])  # fmt: skip
     assert added.exit_code == 0, added.output
@@ -580,7 +780,9 @@ def test_monthly_job_runs_on_the_first_at_six_jst() -> None:
     assert next_run(w.jst(2026, 5, 31, 23, 0)) == w.jst(2026, 6, 1, 6, 0)
     assert next_run(w.jst(2026, 6, 1, 6, 0)) == w.jst(2026, 7, 1, 6, 0)
     assert next_run(w.jst(2026, 12, 15, 6, 0)) == w.jst(2027, 1, 1, 6, 0)
-    assert next_run(dt.datetime(2026, 5, 31, 20, 0, tzinfo=dt.UTC)) == w.jst(2026, 6, 1, 6, 0)  # 1 June 05:00 JST
+    assert next_run(dt.datetime(2026, 5, 31, 20, 0, tzinfo=dt.UTC)) == w.jst(
+        2026, 6, 1, 6, 0
+    )  # 1 June 05:00 JST
     assert job_id(w.jst(2026, 6, 1, 6, 0)) == "reports__monthly__2026-06"
     assert Month.previous(w.jst(2026, 6, 1, 6, 0)) == Month(2026, 5)
     assert Month.previous(w.jst(2027, 1, 1, 6, 0)) == Month(2026, 12)

@@ -102,7 +102,9 @@ class PrometheusSource:
             for tenant, value in self.query(expr, at).items():
                 row = figures.setdefault(tenant, {})
                 if name.endswith("_samples"):
-                    row["open_minutes" if name == "open_samples" else "downtime_minutes"] = round(value * minute_factor)
+                    row["open_minutes" if name == "open_samples" else "downtime_minutes"] = round(
+                        value * minute_factor
+                    )
                 else:
                     row[name] = round(value)
         first_day_end = month.start + dt.timedelta(days=1)
