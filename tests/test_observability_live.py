@@ -44,7 +44,7 @@ from app.tenancy.config import code_check_digit
 from app.tenancy.loader import load_all, load_tenant
 from app.tenancy.provisioning import deprovision, sync
 from app.tenancy.service import add_override, registry
-from tests.conftest import ROOT, make_staff
+from tests.conftest import ROOT, make_staff, without_forms
 from tests.linkage_files import number, person, write
 
 pytestmark = pytest.mark.slow
@@ -83,6 +83,7 @@ def _tenant_files(tmp: Path) -> Path:
     root = tmp / "tenants"
     shutil.copytree(ROOT / "tenants" / "_defaults", root / "_defaults")
     shutil.copytree(ROOT / "tenants" / "gobo", root / TENANT)
+    without_forms(root / TENANT)  # Gobo's own forms name its catalogue; this tenant brings the test one
     code = "99030" + str(code_check_digit("99030"))
     text_ = (root / TENANT / "tenant.yaml").read_text(encoding="utf-8")
     text_ = text_.replace("id: gobo", f"id: {TENANT}").replace('code: "302058"', f'code: "{code}"')

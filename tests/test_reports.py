@@ -48,7 +48,7 @@ from app.reports.records import add_inquiry, record_release
 from app.tenancy.models import Tenant
 from app.tenancy.service import TenantRecord, registry
 from tests import reports_world as w
-from tests.conftest import ROOT, login, make_staff, provider_client, truncate_tenant_tables
+from tests.conftest import ROOT, csrf_token, login, make_staff, provider_client, truncate_tenant_tables
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "var" / "test-artifacts"
@@ -791,3 +791,77 @@ def test_monthly_job_runs_on_the_first_at_six_jst() -> None:
 def test_generation_time(world: dict[str, Any]) -> None:
     assert world["truth"]["seconds"] < 120
     shutil.rmtree(world["tmp"] / "openmetrics", ignore_errors=True)
+
+
+def test_ops_inquiry_form_records_and_rejects_in_japanese(app: Flask) -> None:
+    from app.identity.models import ProviderStaff
+
+    with admin_engine().begin() as conn:
+        conn.execute(delete(ProviderStaff).where(ProviderStaff.login == "ops-desk"))
+    client, _ = provider_client(app, "ops-desk", "窓口 受付")
+    token = csrf_token(client, "/ops/inquiries")
+    bad = [
+        {"channel": "fax", "category": "operation", "summary": "x"},
+        {"channel": "phone", "category": "nope", "summary": "x"},
+        {"channel": "phone", "category": "operation", "summary": "   "},
+        {"channel": "phone", "category": "operation", "summary": "x", "opened_at": "昨日"},
+        {"channel": "phone", "category": "operation", "summary": "x", "tenant": "nowhere"},
+        {"channel": "phone", "category": "operation", "summary": "x", "opened_at": "2026-05-02T10:00", "closed_at": "2026-05-01T10:00"},
+    ]  # fmt: skip
+    for form in bad:
+        response = client.post("/ops/inquiries", data={**form, "csrf_token": token})
+        assert response.status_code == 422, form
+        assert 'role="alert"' in response.get_data(as_text=True)
+    ok = client.post(
+        "/ops/inquiries",
+        data={
+            "tenant": "gobo",
+            "channel": "email",
+            "category": "forms",
+            "summary": "様式の余白",
+            "opened_at": "2026-05-02T10:00",
+            "csrf_token": token,
+        },
+    )
+    assert ok.status_code == 302
+    with service.control_session() as s:
+        row = s.query(SupportInquiry).filter_by(summary="様式の余白").one()
+        assert (row.tenant_id, row.recorded_by, row.opened_at) == (
+            "gobo",
+            "窓口 受付",
+            w.jst(2026, 5, 2, 10, 0),
+        )
+        ident = row.id
+    closed = client.post(
+        f"/ops/inquiries/{ident}/close", data={"closed_at": "2026-05-02T11:00", "csrf_token": token}
+    )
+    assert closed.status_code == 302
+    assert (
+        client.post("/ops/inquiries/999999999/close", data={"csrf_token": token}).status_code == 302
+    )  # flashed, no 500
+    assert (
+        client.post(
+            "/ops/inquiries", data={"channel": "phone", "category": "operation", "summary": "x"}
+        ).status_code
+        == 400
+    )  # no CSRF token
+    with admin_engine().begin() as conn:
+        conn.execute(delete(SupportInquiry))
+
+
+def test_monthly_job_is_scheduled_once() -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    from app.jobs import queue
+    from app.reports.jobs import run_monthly, schedule_next
+
+    now = w.jst(2026, 5, 31, 23, 0)
+    first = schedule_next(now)
+    again = schedule_next(now)
+    assert first.id == again.id == "reports__monthly__2026-06"
+    assert first.func == run_monthly
+    assert first.args == (None,)
+    registry_ = ScheduledJobRegistry(queue=queue())
+    assert registry_.get_job_ids() == ["reports__monthly__2026-06"]
+    scheduled = registry_.get_scheduled_time("reports__monthly__2026-06")
+    assert scheduled.replace(tzinfo=dt.UTC) == w.jst(2026, 6, 1, 6, 0)
