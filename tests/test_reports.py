@@ -677,6 +677,10 @@ def test_tenant_download_paths_are_scoped(world: dict[str, Any], app: Flask) -> 
     assert (
         client.get("/osaka/reports/2026-05/monthly-report-2026-05-osaka.pdf").status_code == 404
     )  # another city: 404
+    from app import storage
+
+    storage.client().delete_object(Bucket=storage.bucket(), Key="gobo/reports/2026-05/csv/releases.csv")
+    assert client.get("/gobo/reports/2026-05/csv/releases.csv").status_code == 404  # listed, gone: 404, not 500
     clerk = app.test_client()
     login(clerk, "gobo", "report-clerk")
     assert clerk.get("/gobo/reports").status_code == 403

@@ -3,9 +3,11 @@ releases. Provider staff sign-in (TOTP) is required for every page (``require_pr
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import Any
 
+from botocore.exceptions import ClientError
 from flask import (
     Blueprint,
     Flask,
@@ -31,6 +33,7 @@ from app.tenancy.context import is_public
 from app.tenancy.service import registry
 from app.web.ops import require_provider
 
+log = logging.getLogger(__name__)
 ops_reports = Blueprint("ops_reports", __name__, url_prefix="/ops", template_folder="templates")
 
 
@@ -53,7 +56,11 @@ def download(month: str, scope: str, name: str) -> Response:
     except MonthInputError:
         abort(404)
     with control_session() as session:
-        found = find_file(session, month, scope, name)
+        try:
+            found = find_file(session, month, scope, name)
+        except ClientError:  # listed but gone from storage: the same answer as never stored
+            log.warning("report file missing from storage: %s/%s/%s", month, scope, name)
+            found = None
     if found is None:
         abort(404)
     meta, data = found
