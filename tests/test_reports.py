@@ -680,7 +680,9 @@ def test_tenant_download_paths_are_scoped(world: dict[str, Any], app: Flask) -> 
     from app import storage
 
     storage.client().delete_object(Bucket=storage.bucket(), Key="gobo/reports/2026-05/csv/releases.csv")
-    assert client.get("/gobo/reports/2026-05/csv/releases.csv").status_code == 404  # listed, gone: 404, not 500
+    assert (
+        client.get("/gobo/reports/2026-05/csv/releases.csv").status_code == 404
+    )  # listed, gone: 404, not 500
     clerk = app.test_client()
     login(clerk, "gobo", "report-clerk")
     assert clerk.get("/gobo/reports").status_code == 403
