@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import delete, text, update
 
-from app.audit.models import AuditEntry
+from app.audit.canonical import GENESIS, digest, entry_object, format_time
 from app.config import get_settings
 from app.counter.models import Case, Ticket
 from app.db.engine import admin_engine
@@ -47,6 +47,7 @@ from app.reports.period import Month
 from app.reports.records import add_inquiry, record_release
 from app.tenancy.models import Tenant
 from app.tenancy.service import TenantRecord, registry
+from tests import audit_support
 from tests import reports_world as w
 from tests.conftest import ROOT, csrf_token, login, make_staff, provider_client, truncate_tenant_tables
 
@@ -211,6 +212,29 @@ def aws_factory(config_client: Any) -> Any:
     return make
 
 
+def _audit_entries_at(tenant: str, entries: list[tuple[dt.datetime, str, str]]) -> None:
+    """Staff entries in the operation log at the given times, chained after its head (as the schema
+    owner: the runtime role can only append with the database clock)."""
+    code = audit_support.schema(tenant)[2:]
+    head = audit_support.admin(tenant, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+    seq, prev = (head[0].seq, head[0].hash) if head else (0, GENESIS)
+    values = []
+    for at, actor_id, action in entries:
+        seq += 1
+        obj = entry_object(code, seq, prev, format_time(at), "staff", actor_id, None, None, action,
+                           None, None, None, None, {})  # fmt: skip
+        prev = digest(obj)
+        values.append(
+            {"seq": seq, "prev": obj["prev"], "hash": prev, "at": at, "actor": actor_id, "action": action}
+        )
+    audit_support.admin(
+        tenant,
+        "INSERT INTO audit_log (seq, prev_hash, hash, occurred_at, actor_type, actor_id, action)"
+        " VALUES (:seq, :prev, :hash, :at, 'staff', :actor, :action)",
+        values,
+    )
+
+
 def _database(tenants: dict[str, TenantRecord]) -> dict[str, dict[str, Any]]:
     """Rows in each city's schema and in control; returns the per-city truth."""
     J = w.jst
@@ -245,30 +269,14 @@ def _database(tenants: dict[str, TenantRecord]) -> dict[str, dict[str, Any]]:
                 issued = J(2026, 5, 21, 9, i)
                 s.add(Ticket(office_id="main", counter_id="c1", issued_on=issued.date(), number=i + 1, label=f"A-{i + 1:03d}",
                              issued_at=issued, called_at=issued + dt.timedelta(minutes=minutes), status="done"))  # fmt: skip
-            for user in p["users"]:
-                s.add(
-                    AuditEntry(
-                        actor_type="staff", actor_id=user, action="login", occurred_at=J(2026, 5, 14, 9, 0)
-                    )
-                )
-                s.add(
-                    AuditEntry(
-                        actor_type="staff", actor_id=user, action="x", occurred_at=J(2026, 5, 15, 9, 0)
-                    )
-                )
-            s.add(
-                AuditEntry(
-                    actor_type="staff",
-                    actor_id="login:typo",
-                    action="login.failed",
-                    occurred_at=J(2026, 5, 14, 9, 0),
-                )
-            )
-            s.add(
-                AuditEntry(
-                    actor_type="staff", actor_id="staff:99", action="x", occurred_at=J(2026, 4, 14, 9, 0)
-                )
-            )
+        # The operation log is chained by the database clock: May's entries are chained as if written then.
+        entries = [
+            *((J(2026, 5, 14, 9, 0), user, "login") for user in p["users"]),
+            *((J(2026, 5, 15, 9, 0), user, "x") for user in p["users"]),
+            (J(2026, 5, 14, 9, 0), "login:typo", "login.failed"),  # a failed sign-in is nobody
+            (J(2026, 4, 14, 9, 0), "staff:99", "x"),  # April: not counted
+        ]
+        _audit_entries_at(tenant, sorted(entries))
         closed = [(b - a).total_seconds() / 60 for a, b in p["closed"]]
         truth[tenant] = {
             "cases": len(p["cases"]),
@@ -876,7 +884,8 @@ def test_cli_generates_one_city_with_progress(world: dict[str, Any], tmp_path: P
         ["reports", "monthly", "--month", "2026-05", "--tenant", "gobo", "--out", str(tmp_path), "--json"],
     )
     assert result.exit_code == 0, result.output
-    assert "Prometheus から" in result.stderr and "作成 1/1（gobo）" in result.stderr
+    assert "Prometheus から" in result.stderr
+    assert "作成 1/1（gobo）" in result.stderr
     rows = json.loads(result.stdout)
     assert [r["scope"] for r in rows] == ["gobo"]
     written = tmp_path / "2026-05" / "gobo" / "monthly-report-2026-05-gobo.json"
