@@ -853,8 +853,8 @@ def test_ops_inquiry_form_records_and_rejects_in_japanese(app: Flask) -> None:
         ).status_code
         == 400
     )  # no CSRF token
-    with admin_engine().begin() as conn:
-        conn.execute(delete(SupportInquiry))
+    with admin_engine().begin() as conn:  # only its own: the world's inquiries stay for later tests
+        conn.execute(delete(SupportInquiry).where(SupportInquiry.id == ident))
 
 
 def test_monthly_job_is_scheduled_once() -> None:
