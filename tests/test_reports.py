@@ -629,6 +629,8 @@ def test_pdf_shows_the_key_figures_and_page_one_is_an_artifact(world: dict[str, 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for scope in ("service", "gobo"):
         pdf = (world["out"] / "2026-05" / scope / f"monthly-report-2026-05-{scope}.pdf").read_bytes()
+        info = subprocess.run(["pdfinfo", "-"], input=pdf, capture_output=True, check=True).stdout
+        assert b"(A4)" in info, info
         png = page_images(pdf, dpi=80, first=1, last=1)[0]
         (ARTIFACTS / f"monthly-report-2026-05-{scope}-page1.png").write_bytes(png)
         assert png.startswith(b"\x89PNG")
@@ -684,6 +686,9 @@ def test_tenant_download_paths_are_scoped(world: dict[str, Any], app: Flask) -> 
     assert (
         client.get("/osaka/reports/2026-05/monthly-report-2026-05-osaka.pdf").status_code == 404
     )  # another city: 404
+    other_list = client.get("/osaka/reports")
+    assert other_list.status_code == 404
+    assert "2026-05" not in other_list.get_data(as_text=True)
     from app import storage
 
     storage.client().delete_object(Bucket=storage.bucket(), Key="gobo/reports/2026-05/csv/releases.csv")
