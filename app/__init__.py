@@ -67,6 +67,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.observability import ops
 
     ops.register(app)  # /ops/incidents (provider staff sign-in) and the Alertmanager webhook
+    from app.reports import web as reports_web
+
+    reports_web.register(app)  # /ops/reports, /ops/inquiries, /ops/releases (provider staff sign-in)
     web.register(app)
     api.register(app)
     csrf.exempt(api.tenant_api)  # API writes authenticate by token (issue 5), not by cookie alone

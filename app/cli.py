@@ -18,6 +18,7 @@ from app.linkage import cli_adapters  # noqa: F401  (attaches linkage check and 
 from app.linkage.cli import linkage
 from app.logs import configure_logging
 from app.observability.cli import incidents, sla
+from app.reports.cli import inquiries, releases, reports
 from app.residents.cli import residents
 from app.tenancy.cli import calendar, demo, tenants
 
@@ -44,6 +45,9 @@ for _group in (
     forms,
     sla,
     incidents,
+    reports,
+    releases,
+    inquiries,
     audit,
 ):
     main.add_command(_group)

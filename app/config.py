@@ -65,6 +65,20 @@ class Settings(BaseSettings):
         default="env:MADOGUCHI_ALERTMANAGER_WEBHOOK_TOKEN",
         description="secret reference (app.secrets) of the bearer token Alertmanager sends",
     )
+    # Monthly reports (issue 9): the AWS account the service runs in and where its audit trail is kept.
+    # aws_endpoint_url points every AWS client at a local stand-in (moto) in development and tests.
+    aws_endpoint_url: str | None = None
+    aws_region: str = "ap-northeast-1"
+    aws_account_id: str = "123456789012"
+    cloudtrail_bucket: str | None = Field(default=None, description="CloudTrail archive bucket")
+    cloudtrail_prefix: str = ""
+    config_bucket: str | None = Field(default=None, description="AWS Config delivery bucket")
+    config_prefix: str = ""
+    reports_aws_enabled: bool = Field(
+        default=True, description="read IAM, CloudTrail, Config, Security Hub and Cost Explorer for reports"
+    )
+    cost_tag_key: str = "municipality"
+    reports_workers: int = Field(default=2, ge=1, le=16, description="processes rendering tenant reports")
     # Operation log (docs/adr/0005-audit-chain.md): seals and archives go to one bucket per
     # deployment, one prefix per tenant schema under ``audit_prefix``.
     audit_bucket: str = "madoguchi-audit"

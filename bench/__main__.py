@@ -7,7 +7,17 @@ import importlib
 
 from bench.common import use_bench_database
 
-BENCHMARKS = ["tenancy", "synthetic", "linkage", "guidance", "forms", "identity", "audit", "observability"]
+BENCHMARKS = [
+    "tenancy",
+    "synthetic",
+    "linkage",
+    "guidance",
+    "forms",
+    "identity",
+    "audit",
+    "observability",
+    "reports",
+]
 
 
 def main() -> None:

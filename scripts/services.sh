@@ -252,6 +252,10 @@ write_env() {
     echo "export MADOGUCHI_TEST_REDIS_URL='redis://127.0.0.1:$REDIS_PORT/1'"
     echo "export MADOGUCHI_S3_ENDPOINT_URL='http://127.0.0.1:$S3_PORT'"
     echo "export AWS_ACCESS_KEY_ID='testing' AWS_SECRET_ACCESS_KEY='testing' AWS_DEFAULT_REGION='ap-northeast-1'"
+    # Monthly reports read IAM, CloudTrail/Config archives, Security Hub and Cost Explorer: the same
+    # local stand-in serves them (what it lacks is tested with botocore's Stubber).
+    echo "export MADOGUCHI_AWS_ENDPOINT_URL='http://127.0.0.1:$S3_PORT'"
+    echo "export MADOGUCHI_CLOUDTRAIL_BUCKET='madoguchi-cloudtrail' MADOGUCHI_CONFIG_BUCKET='madoguchi-config'"
     echo "export MADOGUCHI_PROMETHEUS_URL='http://127.0.0.1:$PROM_PORT'"
     echo "export MADOGUCHI_ALERTMANAGER_URL='http://127.0.0.1:$AM_PORT'"
     echo "export MADOGUCHI_APP_PORT='$APP_PORT'"

@@ -80,6 +80,9 @@ EXPECTED: dict[str, set[str]] = {
     "web.admin_group": {"管理者"},
     "web.admin_breakglass": {"管理者"},
     "web.admin_breakglass_grant": {"管理者", "監査担当"},
+    # monthly reports (issue 9/8): the city's own usage report
+    "web.reports": {"管理者", "監査担当"},
+    "web.report_file": {"管理者", "監査担当"},
     # API
     "tenant_api.tenant_info": STAFF,
     "tenant_api.calendar": STAFF,

@@ -9,6 +9,7 @@ import app.guidance.models
 import app.identity.models
 import app.linkage.models
 import app.observability.models
+import app.reports.models
 import app.residents.models
 import app.tenancy.models  # noqa: F401
 from app.db.base import ControlBase, TenantBase

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 @click.option("--burst", is_flag=True, help="exit when the queue is empty")
 def worker(burst: bool) -> None:
     """Run a background-job worker; first make sure every tenant's repeating jobs are scheduled:
-    adapter polls, audit seals and the retention archive."""
+    adapter polls, audit seals and the retention archive; and the next monthly reports."""
     from app.audit.jobs import schedule_audit_jobs
     from app.jobs import run_worker
     from app.linkage.adapters.polling import schedule_all_polls
@@ -25,4 +25,11 @@ def worker(burst: bool) -> None:
             log.info("%s: %d scheduled, %d already pending", what, created, len(jobs) - created)
         except Exception:  # the worker still serves every other job
             log.exception("could not schedule %s", what)
+    try:
+        from app.reports.jobs import schedule_next
+
+        job = schedule_next()
+        log.info("monthly reports scheduled: %s", job.id)
+    except Exception:  # the worker still serves every other job
+        log.exception("could not schedule the monthly reports")
     run_worker(burst=burst)

@@ -61,6 +61,7 @@ def register(app: Flask) -> None:
         ops,
         pages,
         preapply,
+        reports,
         residents,
     )
 
