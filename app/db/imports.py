@@ -176,8 +176,20 @@ def apply_residents(session: Session, batch_id: int, mode: str, count_missing: b
     }
 
 
+def begin_direct_load(session: Session) -> int:
+    """Before COPY straight into the empty residents table: drop its plain (search) indexes.
+
+    They are rebuilt by ``finish_direct_load`` in the same transaction (a sorted build, much
+    cheaper than maintaining them row by row); a rollback restores them as they were. Returns how
+    many were dropped. See migration t0009.
+    """
+    return int(session.execute(text("SELECT residents_bulk_load('begin')")).scalar_one())
+
+
 def finish_direct_load(session: Session) -> None:
-    """After a first load COPYed straight into the empty residents table: derive every household."""
+    """After a first load COPYed straight into the empty residents table: rebuild the indexes
+    ``begin_direct_load`` dropped, then derive every household."""
+    session.execute(text("SELECT residents_bulk_load('end')"))
     session.execute(text("DELETE FROM households"))
     order = "(r.relation = '世帯主') DESC, r.household_order, r.atena_no"
     session.execute(

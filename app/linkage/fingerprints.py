@@ -46,7 +46,9 @@ class Fingerprints:
             dtype=np.int64,
             count=len(chunk),
         )
-        hashes = np.fromiter((row_hash(r.values) for r in chunk), dtype=np.int64, count=len(chunk))
+        for r in chunk:
+            r.row_hash = row_hash(r.values)  # kept: the validator stages the same hash
+        hashes = np.fromiter((r.row_hash for r in chunk), dtype=np.int64, count=len(chunk))
         self._seen.append(keys)
         if len(self.keys):
             at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
