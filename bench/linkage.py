@@ -102,6 +102,88 @@ def _raw_copy(path: Path) -> dict[str, Any]:
     return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds)}
 
 
+def _ceiling(path: Path, rows: int) -> dict[str, Any]:
+    """What PostgreSQL alone needs for the importer's output, against the raw COPY of the same rows.
+
+    The first ``rows`` lines of the file are COPYed raw (text columns, as the baseline), and the
+    rows the importer made of them (read back from the tenant's residents table) are COPYed into a
+    table shaped like residents with its primary key and unique 宛名番号 (what a first load keeps
+    while it COPYs), once as they are and once with the four JSONB date columns as plain text. No
+    Python runs while these are timed: the ratio is the best an importer writing these rows can do.
+    """
+    import psycopg
+
+    from app.tenancy.service import registry
+
+    record = registry.get(TENANT)
+    assert record is not None
+    schema = record.binding.schema
+    url = os.environ["MADOGUCHI_BENCH_ADMIN_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
+    work = ROOT / "var" / "bench" / "ceiling"
+    work.mkdir(parents=True, exist_ok=True)
+    sample, final = work / "sample.csv", work / "rows.copy"
+    with path.open("rb") as src, sample.open("wb") as dst:
+        for _, line in zip(range(rows + 1), src, strict=False):
+            dst.write(line)
+
+    def timed_copy(conn: psycopg.Connection[Any], statement: str, source: Path) -> tuple[int, float]:
+        started = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(statement) as cp, source.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                cp.write(chunk)
+        seconds = time.perf_counter() - started
+        count = conn.execute("SELECT count(*) FROM public.bench_ceiling").fetchone()[0]  # type: ignore[index]
+        conn.rollback()
+        return count, seconds
+
+    result: dict[str, Any] = {}
+    with psycopg.connect(url) as conn:
+        with conn.cursor() as cur, final.open("wb") as fh:
+            query = f'COPY (SELECT * FROM "{schema}".residents ORDER BY id LIMIT {int(rows)}) TO STDOUT'
+            with cur.copy(query) as cp:
+                for data in cp:
+                    fh.write(data)
+        conn.rollback()
+        width = len(sample.open(encoding="utf-8").readline().split(","))
+        cases = {
+            "raw_copy": ("", "csv"),
+            "importer_rows": ("", "text"),
+            "importer_rows_dates_as_text": ("text", "text"),
+        }
+        for label, (dates_as, form) in cases.items():
+            if form == "csv":
+                conn.execute(
+                    f"CREATE TABLE public.bench_ceiling ({', '.join(f'c{i} text' for i in range(width))})"
+                )
+                statement = "COPY public.bench_ceiling FROM STDIN (FORMAT csv, HEADER true)"
+                source = sample
+            else:
+                conn.execute(
+                    f'CREATE TABLE public.bench_ceiling (LIKE "{schema}".residents INCLUDING DEFAULTS'
+                    " INCLUDING CONSTRAINTS)"
+                )
+                if dates_as:
+                    conn.execute(
+                        "ALTER TABLE public.bench_ceiling ALTER birth TYPE text, ALTER became_resident TYPE text,"
+                        " ALTER address_set TYPE text, ALTER change TYPE text"
+                    )
+                conn.execute("ALTER TABLE public.bench_ceiling ADD PRIMARY KEY (id), ADD UNIQUE (atena_no)")
+                statement = "COPY public.bench_ceiling FROM STDIN"
+                source = final
+            count, seconds = timed_copy(conn, statement, source)
+            result[label] = {
+                "rows": count,
+                "seconds": round(seconds, 2),
+                "rows_per_s": round(count / seconds),
+            }
+    sample.unlink()
+    final.unlink()
+    base = result["raw_copy"]["rows_per_s"]
+    for label in ("importer_rows", "importer_rows_dates_as_text"):
+        result[label]["vs_raw_copy"] = round(result[label]["rows_per_s"] / base, 3)
+    return result
+
+
 def _import_child(path: str) -> dict[str, Any]:
     from app.audit.service import Actor
     from app.linkage.importer import import_local_file
@@ -191,6 +273,86 @@ def _search_latency(samples: int) -> dict[str, Any]:
     return results
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The docs/benchmarks.md section for one run (also re-rendered from a saved result)."""
+    baseline, first, second = result["raw_copy"], result["first_load"], result["nightly_full"]
+    small_run, ceiling, latency = result["small_import"], result["ceiling"], result["search"]
+    rows = f"{first['rows']:,}"
+    load = result["load_average_after"]
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "not met"
+
+    ratio_ok = min(result["first_load_vs_raw_copy"], result["nightly_vs_raw_copy"]) >= 0.5
+    search_ok = all(v["p95_ms"] < 10 for v in latency.values())
+    c = ceiling
+    md = f"""## Front-linkage import and search at Osaka scale (issue 2)
+
+The same standard-layout file ({rows} rows incl. people who left, synthetic Osaka city scale) is
+loaded by a raw `COPY` into an unindexed text table (the baseline) and imported through the real
+importer: first into an empty tenant, then a nightly full extract with ~1 % of rows changed.
+
+| figure | rows/s | time | vs raw COPY | goal |
+|---|---|---|---|---|
+| raw `COPY` (baseline) | {baseline["rows_per_s"]:,} | {baseline["seconds"]} s | 1.00 | |
+| import, first load into an empty tenant | {first["rows_per_s"]:,} | {first["seconds"]} s | {result["first_load_vs_raw_copy"]:.2f} | ≥ 0.50 |
+| import, nightly full extract (1 % changed) | {second["rows_per_s"]:,} | {second["seconds"]} s | {result["nightly_vs_raw_copy"]:.2f} | ≥ 0.50 |
+
+Import goal: **{met(ratio_ok)}**. Where the time goes, measured on the first 300,000 rows of the
+same file in the same run, with no Python running while PostgreSQL is timed:
+
+| COPY of | rows/s | vs raw COPY of the same rows |
+|---|---|---|
+| the raw CSV into text columns (baseline) | {c["raw_copy"]["rows_per_s"]:,} | 1.00 |
+| the rows the importer writes (residents shape, primary key and unique 宛名番号) | {c["importer_rows"]["rows_per_s"]:,} | {c["importer_rows"]["vs_raw_copy"]:.2f} |
+| the same with the four JSONB date columns as plain text | {c["importer_rows_dates_as_text"]["rows_per_s"]:,} | {c["importer_rows_dates_as_text"]["vs_raw_copy"]:.2f} |
+
+{"So even an importer costing nothing in Python could not reach half the raw rate with the current table:" if c["importer_rows"]["vs_raw_copy"] < 0.5 else "In this run PostgreSQL alone could have kept up with the goal:"}
+PostgreSQL alone needs {c["importer_rows"]["vs_raw_copy"]:.2f} of the raw time for the rows the importer writes
+(about 650 bytes of COPY text a row against 250 bytes of CSV; the four structured dates are JSONB
+documents of ~120 bytes each). How much of that is parsing the JSONB varies between runs on this
+loaded machine ({c["importer_rows_dates_as_text"]["vs_raw_copy"]:.2f} with the dates as text in this run; 0.15 → 0.35 in the
+run before, and 11.9 s → 5.9 s for the same 300,000 rows by hand in `psql`). A first load now COPYs straight into the empty residents table with its five
+search indexes dropped and rebuilt once at the end in the same transaction (migration t0009;
+300,000 rows by hand: 20 s to COPY with them, against 10 s without them and 4 s to build them after), Python's cyclic garbage collector is
+off while records stream (about a quarter of Python's time) and each row is hashed once. Python
+(read, validate, normalise, format) takes ~21 µs of CPU a row on this machine (300,000 rows, collector
+off; ~28 µs with it on) and runs beside PostgreSQL on the second core, which other work shares.
+
+Peak memory of the import process: {first["peak_rss_mb"]} MB for {rows} rows (first load),
+{second["peak_rss_mb"]} MB for the nightly file on top of them, {small_run["peak_rss_mb"]} MB for a
+{small_run["rows"]:,}-row file (goal: flat, independent of file size). The importer streams records;
+what grows is the fingerprints of the tenant's residents (~17 bytes a resident, decoded from the
+binary COPY a megabyte at a time) and the keys seen in the file (8 bytes a row), see ADR 0002.
+Memory goal: **not met strictly** -- flat in the file's size up to these two arrays and buffers, but
+it grows with the tenant's size (the nightly import measured 568 MB in the run before the
+fingerprints were decoded chunk-wise and missing residents found by binary search instead of
+`np.isin`, 334 MB after).
+
+Resident search at this scale (search service incl. the audit record; {latency["kana_prefix"]["n"]} random people each):
+
+| query | p50 | p95 | goal p95 |
+|---|---|---|---|
+| kana prefix (3 characters) | {latency["kana_prefix"]["p50_ms"]} ms | {latency["kana_prefix"]["p95_ms"]} ms | < 10 ms |
+| full kana | {latency["kana_full"]["p50_ms"]} ms | {latency["kana_full"]["p95_ms"]} ms | < 10 ms |
+| name | {latency["name"]["p50_ms"]} ms | {latency["name"]["p95_ms"]} ms | < 10 ms |
+| birth date (和暦) | {latency["birth"]["p50_ms"]} ms | {latency["birth"]["p95_ms"]} ms | < 10 ms |
+
+Search goal: **{met(search_ok)}**. The kana prefix query already runs as a range scan of the
+C-collation `(kana_search, id)` btree (`EXPLAIN ANALYZE`: Index Cond `kana_search >= 'ナカガ' AND
+kana_search < 'ナカキ'`, 51 rows, no sort); its tail is the 51 heap pages it then reads, one per
+result row, from a 3.5 GB table that does not fit `shared_buffers` (512 MB), plus the audit record's
+commit (hash chain under a per-tenant lock, synchronous commit). Measured apart (200 kana prefix
+searches at load average 5.6): the query alone p50 8.3 / p95 15.7 ms cold, the audit record's commit
+p50 8.6 / p95 17.0 ms. Next steps, not done: rows stored in kana order (CLUSTER, or a first load
+sorted by kana in PostgreSQL) so the 51 results share pages, a narrower residents row (dates not
+as JSONB documents, which would also lift the import's ceiling), more `shared_buffers` for a tenant
+of this size. Load average on 2 CPUs after the run: {load[0]} / {load[1]} / {load[2]} (other work shared the
+machine; absolute times are pessimistic, the ratios less so).
+"""
+    return md
+
+
 def run(quick: bool = False) -> None:
     from app.tenancy.provisioning import sync
 
@@ -206,6 +368,8 @@ def run(quick: bool = False) -> None:
     _fresh_tenant()
     first = _import(big)
     print(f"  first load: {first['rows_per_s']:,} rows/s ({first['seconds']} s)", flush=True)
+    ceiling = _ceiling(big, 300_000)
+    print(f"  ceiling: {ceiling}", flush=True)
     second = _import(nightly)
     print(f"  nightly: {second['rows_per_s']:,} rows/s ({second['seconds']} s)", flush=True)
     latency = _search_latency(100 if quick else 400)
@@ -215,36 +379,13 @@ def run(quick: bool = False) -> None:
         "first_load": first,
         "nightly_full": second,
         "small_import": small_run,
+        "ceiling": ceiling,
         "first_load_vs_raw_copy": round(first["rows_per_s"] / baseline["rows_per_s"], 3),
         "nightly_vs_raw_copy": round(second["rows_per_s"] / baseline["rows_per_s"], 3),
         "search": latency,
     }
-    rows = f"{first['rows']:,}"
-    md = f"""## Front-linkage import and search at Osaka scale (issue 2)
-
-The same standard-layout file ({rows} rows incl. people who left, synthetic Osaka city scale) is
-loaded by a raw `COPY` into an unindexed text table (the baseline) and imported through the real
-importer: first into an empty tenant, then a nightly full extract with ~1 % of rows changed.
-
-| figure | rows/s | time | vs raw COPY | goal |
-|---|---|---|---|---|
-| raw `COPY` (baseline) | {baseline["rows_per_s"]:,} | {baseline["seconds"]} s | 1.00 | |
-| import, first load into an empty tenant | {first["rows_per_s"]:,} | {first["seconds"]} s | {result["first_load_vs_raw_copy"]:.2f} | ≥ 0.50 |
-| import, nightly full extract (1 % changed) | {second["rows_per_s"]:,} | {second["seconds"]} s | {result["nightly_vs_raw_copy"]:.2f} | ≥ 0.50 |
-
-Peak memory of the import process: {first["peak_rss_mb"]} MB for {rows} rows, {small_run["peak_rss_mb"]} MB for a
-{small_run["rows"]:,}-row file (goal: flat, independent of file size). The importer streams records;
-what grows with the tenant is the fingerprint arrays (~24 bytes per resident, see ADR 0002).
-
-Resident search at this scale (search service incl. the audit record; {latency["kana_prefix"]["n"]} random people each):
-
-| query | p50 | p95 | goal p95 |
-|---|---|---|---|
-| kana prefix (3 characters) | {latency["kana_prefix"]["p50_ms"]} ms | {latency["kana_prefix"]["p95_ms"]} ms | < 10 ms |
-| full kana | {latency["kana_full"]["p50_ms"]} ms | {latency["kana_full"]["p95_ms"]} ms | < 10 ms |
-| name | {latency["name"]["p50_ms"]} ms | {latency["name"]["p95_ms"]} ms | < 10 ms |
-| birth date (和暦) | {latency["birth"]["p50_ms"]} ms | {latency["birth"]["p95_ms"]} ms | < 10 ms |
-"""
+    result["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
+    md = markdown(result)
     save("linkage", result, md)
     print(md)
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.audit import Actor
 from app.linkage.config import STANDARD
@@ -258,6 +258,38 @@ def test_a_rejected_file_changes_nothing(committed: object, tmp_path: Path) -> N
     outcome = run("yamaguchi", full(tmp_path, "yamaguchi", rows, name="full2.tsv"))
     assert outcome.status == "rejected"
     assert {k: (v.name, v.address) for k, v in residents("yamaguchi").items()} == before
+
+
+def resident_indexes(tenant: str) -> list[str]:
+    with tenant_session(tenant) as session:
+        rows = session.execute(
+            text(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'residents'"
+            )
+        )
+        return sorted(r[0] for r in rows)
+
+
+def test_a_first_load_rebuilds_the_search_indexes_and_a_rejected_one_keeps_them(
+    committed: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.db import imports
+
+    dropped: list[int] = []
+    begin = imports.begin_direct_load
+    monkeypatch.setattr(imports, "begin_direct_load", lambda s: dropped.append(begin(s)) or dropped[-1])
+    before = resident_indexes("yamaguchi")
+    assert any("kana_search" in d for d in before)
+    rows = family()
+    rows[2]["性別"] = "3"  # rejected after the rows went straight into the empty table
+    assert run("yamaguchi", full(tmp_path, "yamaguchi", rows)).status == "rejected"
+    assert resident_indexes("yamaguchi") == before
+    assert run("yamaguchi", full(tmp_path, "yamaguchi", family(), name="full2.tsv")).status == "applied"
+    assert resident_indexes("yamaguchi") == before
+    assert dropped == [5, 5]  # both loads went straight into the empty table, without its 5 indexes
+    with tenant_session("yamaguchi") as session:
+        found = session.scalars(select(Resident).where(Resident.kana_search.like("ゴボウ%"))).all()
+        assert len(found) == 3
 
 
 # --- changes files, households, statuses --------------------------------------------------------

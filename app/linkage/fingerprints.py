@@ -35,6 +35,7 @@ class Fingerprints:
         self.atena_column = atena_column
         self.unchanged = 0
         self._seen: list[np.ndarray] = []
+        self._sorted = False
 
     def changed(self, chunk: list[Record]) -> Iterator[Record]:
         """The records of ``chunk`` that are new, changed or broken (to validate and stage)."""
@@ -46,8 +47,11 @@ class Fingerprints:
             dtype=np.int64,
             count=len(chunk),
         )
-        hashes = np.fromiter((row_hash(r.values) for r in chunk), dtype=np.int64, count=len(chunk))
+        for r in chunk:
+            r.row_hash = row_hash(r.values)  # kept: the validator stages the same hash
+        hashes = np.fromiter((r.row_hash for r in chunk), dtype=np.int64, count=len(chunk))
         self._seen.append(keys)
+        self._sorted = False
         if len(self.keys):
             at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
             same = (self.keys[at] == keys) & (self.hashes[at] == hashes) & (keys >= 0)
@@ -60,15 +64,29 @@ class Fingerprints:
                 yield record
 
     def seen(self) -> np.ndarray:
-        return np.concatenate(self._seen) if self._seen else np.zeros(0, dtype=np.int64)
+        """Every key read so far, sorted (sorted once, in place; the chunks are released)."""
+        if len(self._seen) != 1 or not self._sorted:
+            seen = np.concatenate(self._seen) if self._seen else np.zeros(0, dtype=np.int64)
+            seen.sort()
+            self._seen = [seen]
+            self._sorted = True
+        return self._seen[0]
 
     def duplicate_keys(self) -> set[int]:
         seen = self.seen()
-        seen = seen[seen >= 0]
-        values, counts = np.unique(seen, return_counts=True)
-        return set(values[counts > 1].tolist())
+        seen = seen[np.searchsorted(seen, 0) :]  # -1: no usable 宛名番号
+        repeated = seen[1:][seen[1:] == seen[:-1]]
+        return set(np.unique(repeated).tolist())
 
     def missing(self) -> int:
-        """Residents (status 住民) the full extract does not mention."""
+        """Residents (status 住民) the full extract does not mention.
+
+        A binary search of the sorted keys seen: np.isin would sort both arrays together, several
+        hundred MB at Osaka's 2.9 million residents.
+        """
         current = self.keys[self.resident]
-        return int(np.isin(current, self.seen(), invert=True).sum())
+        seen = self.seen()
+        if not len(seen):
+            return len(current)
+        at = np.minimum(np.searchsorted(seen, current), len(seen) - 1)
+        return int(np.count_nonzero(seen[at] != current))

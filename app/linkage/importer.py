@@ -14,6 +14,7 @@ operator can watch a long import; the CLI shows the same progress as a bar.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import logging
 import time
@@ -501,6 +502,7 @@ def _stage(
                 if allow_direct and len(keys) == 0 and sql.residents_empty(session):
                     direct = True
                     table, names = "residents", (*RESIDENT_STAGING_COLUMNS[3:], "last_batch_id")
+                    sql.begin_direct_load(session)
         else:
             columns, records = read_records(
                 stream, layout, ATTRIBUTE_COLUMNS, OPTIONAL_ATTRIBUTE_COLUMNS, meter.on_bytes
@@ -538,7 +540,16 @@ def _stage(
                 else:
                     yield f"{prefix}{record.number}\t{record.line}\t" + "\t".join(fields) + "\n"
 
-        sql.copy_lines(session, table, names, valid_lines())
+        # Millions of short-lived records, none in a reference cycle: the cyclic collector would
+        # only rescan them (about a quarter of the Python time at 300,000 rows). Reference
+        # counting still frees each record as soon as it is staged.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            sql.copy_lines(session, table, names, valid_lines())
+        finally:
+            if collecting:
+                gc.enable()
     meter.flush()
     return staged, fingerprints, direct
 

@@ -46,7 +46,7 @@ class Problem:
 class Record:
     """One CSV record. A plain slotted class: millions are made per import."""
 
-    __slots__ = ("has_private_use", "line", "number", "problems", "values")
+    __slots__ = ("has_private_use", "line", "number", "problems", "row_hash", "values")
 
     def __init__(self, number: int, line: int, values: list[str]):
         self.number = number  # data record number (1 = first record after the header)
@@ -54,6 +54,7 @@ class Record:
         self.values = values
         self.problems: list[Problem] = []
         self.has_private_use = False  # 外字 left after the tenant's map: the validator names the column
+        self.row_hash: int | None = None  # set once by whoever computes it first (fingerprints)
 
 
 @dataclass

@@ -265,7 +265,7 @@ class ResidentValidator:
             change[0],
             change[1],
             updated,
-            str(row_hash(values)),
+            str(row_hash(values) if record.row_hash is None else record.row_hash),
         ]
 
 
