@@ -165,7 +165,7 @@ def case_view(case_id: int) -> str:
             members = [residents.summary(m) for m in shown.members]
     ticket = db.get(Ticket, case.ticket_id) if case.ticket_id else None
     applications = forms.applications_of_case(db, str(case.id))
-    form_names = {f.definition.id: f.definition.name for f in forms.list_forms(db)}
+    form_names = forms.form_names(db)
     db.commit()
     return render_template(
         "counter/case.html",
