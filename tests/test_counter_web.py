@@ -248,6 +248,35 @@ def test_paused_case_is_found_and_resumed(app: Flask, family: int) -> None:
     assert "対応中" in page
 
 
+def test_queue_shows_waiting_work_and_only_todays_finished_work(app: Flask, committed: object) -> None:
+    import datetime as dt
+
+    from app.counter.service import handling_figures, service_day
+    from app.dates import JST
+
+    midnight = dt.datetime.combine(service_day(), dt.time(), JST)
+    with tenant_session(TENANT) as session:
+        case = Case(office_id="shiyakusho", created_by="t", updated_by="t", events=[], answers={},
+                    status="handed_over", visitor_name="御坊\u3000一郎")  # fmt: skip
+        session.add(case)
+        session.flush()
+        for procedure_id, name, status, done_at in [
+            ("a", "昨日済んだ手続き", "done", midnight - dt.timedelta(minutes=1)),
+            ("b", "今日済んだ手続き", "done", midnight + dt.timedelta(seconds=1)),
+            ("c", "待っている手続き", "handed_over", None),
+        ]:
+            session.add(CaseProcedure(case_id=case.id, procedure_id=procedure_id, name=name, department="市民課",
+                                      status=status, handed_over_at=midnight - dt.timedelta(hours=2),
+                                      done_at=done_at))  # fmt: skip
+        session.commit()
+        figures = {f.department: f for f in handling_figures(session)}
+        assert (figures["市民課"].waiting, figures["市民課"].done_today) == (1, 1)
+    page = clerk(app, groups=("担当課職員",)).get(f"/{TENANT}/queues/市民課").get_data(as_text=True)
+    assert "待っている手続き" in page
+    assert "今日済んだ手続き" in page
+    assert "昨日済んだ手続き" not in page
+
+
 def test_other_tenants_cannot_reach_cases_queues_or_tickets(app: Flask, family: int) -> None:
     client = clerk(app)
     case_id = open_case_from_ticket(client)

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -403,21 +403,24 @@ class QueueItem:
 def department_queue(
     session: Session, department: str, *, include_done_today: bool = False
 ) -> list[QueueItem]:
-    """A department's work: procedures handed to it, oldest first."""
-    statuses = ["handed_over", "in_progress"] + (["done"] if include_done_today else [])
+    """A department's work: procedures handed to it, oldest first (and those it finished today).
+
+    Finished ones are chosen in SQL by today's start (JST): a department finishes thousands of
+    procedures a season, and the page is reloaded all day.
+    """
+    wanted: ColumnElement[bool] = CaseProcedure.status.in_(("handed_over", "in_progress"))
+    if include_done_today:
+        start = dt.datetime.combine(service_day(), dt.time(), JST)
+        wanted = wanted | ((CaseProcedure.status == "done") & (CaseProcedure.done_at >= start))
     rows = session.execute(
         select(CaseProcedure, Case)
         .join(Case, Case.id == CaseProcedure.case_id)
-        .where(CaseProcedure.department == department, CaseProcedure.status.in_(statuses))
+        .where(CaseProcedure.department == department, wanted)
         .order_by(CaseProcedure.handed_over_at, CaseProcedure.id)
     ).all()
     at = now()
     out = []
     for procedure, case in rows:
-        if procedure.status == "done" and (
-            procedure.done_at is None or service_day(procedure.done_at) != service_day()
-        ):
-            continue
         since = procedure.handed_over_at or case.created_at
         out.append(QueueItem(procedure, case, int((at - since).total_seconds() // 60)))
     return out
