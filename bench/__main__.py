@@ -7,7 +7,7 @@ import importlib
 
 from bench.common import use_bench_database
 
-BENCHMARKS = ["tenancy", "synthetic", "linkage", "guidance", "forms", "identity", "observability"]
+BENCHMARKS = ["tenancy", "synthetic", "linkage", "guidance", "forms", "identity", "observability", "counter"]
 
 
 def main() -> None:
