@@ -275,6 +275,37 @@ def test_queue_shows_waiting_work_and_only_todays_finished_work(app: Flask, comm
     assert "待っている手続き" in page
     assert "今日済んだ手続き" in page
     assert "昨日済んだ手続き" not in page
+    assert "すべて表示する" not in page
+
+
+def test_queue_shows_the_latest_finished_work_and_all_on_request(app: Flask, committed: object) -> None:
+    import datetime as dt
+
+    from app.counter.service import now
+    from app.web.counter import QUEUE_DONE_SHOWN
+
+    with tenant_session(TENANT) as session:
+        case = Case(office_id="shiyakusho", created_by="t", updated_by="t", events=[], answers={},
+                    status="handed_over", visitor_name="御坊\u3000一郎")  # fmt: skip
+        session.add(case)
+        session.flush()
+        finished = QUEUE_DONE_SHOWN + 3
+        for i in range(finished):
+            session.add(CaseProcedure(case_id=case.id, procedure_id=f"p{i}", name=f"済{i:02d}番", department="税務課",
+                                      status="done", handed_over_at=now() - dt.timedelta(hours=1),
+                                      done_at=now() - dt.timedelta(seconds=finished - i)))  # fmt: skip
+        session.add(CaseProcedure(case_id=case.id, procedure_id="open", name="待っている手続き", department="税務課",
+                                  status="handed_over", handed_over_at=now() - dt.timedelta(hours=2)))  # fmt: skip
+        session.commit()
+    department = clerk(app, groups=("担当課職員",))
+    page = department.get(f"/{TENANT}/queues/税務課").get_data(as_text=True)
+    assert "待っている手続き" in page
+    shown = sorted(int(n) for n in re.findall(r"済(\d\d)番", page))
+    assert shown == list(range(3, finished))  # the newest ones
+    assert f"本日完了した{finished}件のうち、新しい{QUEUE_DONE_SHOWN}件を表示しています" in page
+    page = department.get(f"/{TENANT}/queues/税務課?done=all").get_data(as_text=True)
+    assert len(re.findall(r"済(\d\d)番", page)) == finished
+    assert "すべて表示する" not in page
 
 
 def test_other_tenants_cannot_reach_cases_queues_or_tickets(app: Flask, family: int) -> None:

@@ -144,7 +144,11 @@ def case_view(case_id: int) -> str:
     except CounterError as exc:
         guidance_error = str(exc)
     try:
-        catalogue = active_catalogue(db, dt.datetime.now(JST).date(), case.catalogue_version_id)
+        catalogue = (
+            guidance.results[0].catalogue  # the version the guidance just used (no second lookup)
+            if guidance is not None and guidance.results
+            else active_catalogue(db, dt.datetime.now(JST).date(), case.catalogue_version_id)
+        )
     except GuidanceInputError:
         catalogue = None
     search = None
@@ -166,6 +170,7 @@ def case_view(case_id: int) -> str:
     ticket = db.get(Ticket, case.ticket_id) if case.ticket_id else None
     applications = forms.applications_of_case(db, str(case.id))
     form_names = forms.form_names(db)
+    procedures = service.procedures_of(db, case.id)
     db.commit()
     return render_template(
         "counter/case.html",
@@ -178,7 +183,7 @@ def case_view(case_id: int) -> str:
         catalogue=catalogue,
         events=[(e.code, e.name) for e in catalogue.compiled.catalogue.events] if catalogue else [],
         event_names=EVENT_NAMES,
-        procedures=service.procedures_of(db, case.id),
+        procedures=procedures,
         applications=applications,
         form_names=form_names,
         query=query,
@@ -416,11 +421,17 @@ def queue(department: str) -> str | Response:
         else:
             db.commit()
             return redirect(url_for("web.queue", department=department))  # type: ignore[return-value]
-    items = service.department_queue(db, department, include_done_today=True)
+    all_done = request.args.get("done") == "all"
+    done, done_count = service.finished_today(db, department, limit=None if all_done else QUEUE_DONE_SHOWN)
+    items = sorted(service.department_queue(db, department) + done,
+                   key=lambda i: (i.procedure.handed_over_at or i.case.created_at, i.procedure.id))  # fmt: skip
     names = service.visitor_names(db, [i.case for i in items])
     db.commit()
     return render_template("counter/queue.html", department=department, items=items, names=names, error=error,
-                           procedure_labels=PROCEDURE_LABELS)  # fmt: skip
+                           procedure_labels=PROCEDURE_LABELS, done_shown=len(done), done_count=done_count)  # fmt: skip
+
+
+QUEUE_DONE_SHOWN = 20  # finished today, newest first; ?done=all shows every one
 
 
 @tenant_web.route("/cases")
