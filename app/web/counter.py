@@ -138,6 +138,13 @@ def case_view(case_id: int) -> str:
     db, config = tenant_db(), tenant_config()
     case = _case_or_404(case_id)
     error = request.args.get("error")
+    visitor, members = None, []
+    if case.resident_id is not None:
+        # First: the guidance below finds the resident already loaded (one round trip fewer).
+        shown = residents.view(db, case.resident_id, purpose=f"案件{case.id}", details=False)
+        if shown is not None:
+            visitor = residents.summary(shown.resident)
+            members = [residents.summary(m) for m in shown.members]
     guidance, guidance_error = None, None
     try:
         guidance = service.guidance_for(db, case)
@@ -161,12 +168,6 @@ def case_view(case_id: int) -> str:
             search = [residents.summary(r) for r in result.residents]
         except SearchInputError as exc:
             search_error = str(exc)
-    visitor, members = None, []
-    if case.resident_id is not None:
-        shown = residents.view(db, case.resident_id, purpose=f"案件{case.id}")
-        if shown is not None:
-            visitor = residents.summary(shown.resident)
-            members = [residents.summary(m) for m in shown.members]
     ticket = db.get(Ticket, case.ticket_id) if case.ticket_id else None
     applications = forms.applications_of_case(db, str(case.id))
     form_names = forms.form_names(db)
