@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.teardown_appcontext(close_tenant_db)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    app.teardown_request(_clear_request_context)
     if settings.metrics_enabled:
         from app.observability.metrics import instrument
 
@@ -96,6 +97,14 @@ def _start_request() -> None:
     g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
     # Context variables outlive a request in the same thread: reset everything a request sets.
     request_id_var.set(g.request_id)
+    tenant_var.set(None)
+    actor_var.set(None)
+
+
+def _clear_request_context(_error: BaseException | None = None) -> None:
+    """The thread may next run a job or a CLI command: it must not log or audit under this request's
+    id, tenant or actor."""
+    request_id_var.set(None)
     tenant_var.set(None)
     actor_var.set(None)
 

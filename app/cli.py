@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from app.audit.cli import audit
 from app.audit.service import actor_var
 from app.cliutil import cli_actor
 from app.config import get_settings
@@ -43,6 +44,7 @@ for _group in (
     forms,
     sla,
     incidents,
+    audit,
 ):
     main.add_command(_group)
 

@@ -65,6 +65,23 @@ class Settings(BaseSettings):
         default="env:MADOGUCHI_ALERTMANAGER_WEBHOOK_TOKEN",
         description="secret reference (app.secrets) of the bearer token Alertmanager sends",
     )
+    # Operation log (docs/adr/0005-audit-chain.md): seals and archives go to one bucket per
+    # deployment, one prefix per tenant schema under ``audit_prefix``.
+    audit_bucket: str = "madoguchi-audit"
+    audit_prefix: str = "audit/"
+    audit_region: str = "ap-northeast-1"
+    # Object Lock retention mode of every seal and archive object. Production runs COMPLIANCE
+    # (nobody, root included, can delete before the date); development and tests GOVERNANCE.
+    audit_object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    audit_seal_key_ref: str = Field(
+        default="env:MADOGUCHI_AUDIT_SEAL_KEY", description="secret reference of the Ed25519 seal key"
+    )
+    audit_seal_public_keys: str = Field(
+        default="", description="older public keys (base64, comma-separated) that verify old seals"
+    )
+    # Writers release the chain lock before their commit is flushed and wait for the flush after
+    # it (see app.audit.service); off = plain synchronous commit under the lock.
+    audit_early_lock_release: bool = True
 
     @property
     def role_prefix(self) -> str:

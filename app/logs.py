@@ -23,8 +23,11 @@ class ContextFilter(logging.Filter):
 
 
 def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
+    from app.audit.mynumber import MyNumberFilter  # here: app.audit imports this module
+
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
+    handler.addFilter(MyNumberFilter())  # a My Number never reaches a log line
     formatter: logging.Formatter
     if json_output:
         formatter = JsonFormatter(

@@ -7,7 +7,17 @@ import importlib
 
 from bench.common import use_bench_database
 
-BENCHMARKS = ["tenancy", "synthetic", "linkage", "guidance", "forms", "identity", "observability", "counter"]
+BENCHMARKS = [
+    "tenancy",
+    "synthetic",
+    "linkage",
+    "guidance",
+    "forms",
+    "identity",
+    "audit",
+    "observability",
+    "counter",
+]
 
 
 def main() -> None:

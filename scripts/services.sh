@@ -22,8 +22,12 @@ secret() { # secret NAME -> a stable random value kept in var/secrets
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(head -n1 "$1")" 2>/dev/null; }
 
-port_taken_by_other() { # port_taken_by_other PORT NAME: a healthy service there that is not ours
-  die "port $1 already serves a $2 that this checkout did not start; set MADOGUCHI_PORT_BASE to another base (now $PORT_BASE)"
+port_taken_by_other() { # port_taken_by_other PORT NAME: a service there that is not ours
+  die "port $1 is already taken (a $2 or something else that this checkout did not start, or one left behind by a deleted checkout); stop it or set MADOGUCHI_PORT_BASE to another base (now $PORT_BASE)"
+}
+
+port_open() { # port_open PORT: something accepts connections on 127.0.0.1:PORT
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 wait_for() { # wait_for SECONDS DESCRIPTION CMD...
@@ -88,7 +92,7 @@ CONF
 
   if pg_healthy && pid_alive "$PGDATA/postmaster.pid"; then
     log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
-  elif pg_healthy; then
+  elif port_open "$PG_PORT"; then
     port_taken_by_other "$PG_PORT" PostgreSQL
   else
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
@@ -132,7 +136,7 @@ start_redis() {
     log "Redis already running on 127.0.0.1:$REDIS_PORT"
     return
   fi
-  redis_healthy && port_taken_by_other "$REDIS_PORT" Redis
+  port_open "$REDIS_PORT" && port_taken_by_other "$REDIS_PORT" Redis
   cat > "$VAR/redis/redis.conf" <<CONF
 bind 127.0.0.1
 port $REDIS_PORT
@@ -159,7 +163,7 @@ start_s3() {
     log "S3 endpoint (moto) already running on 127.0.0.1:$S3_PORT"
     return
   fi
-  s3_healthy && port_taken_by_other "$S3_PORT" "S3 endpoint"
+  port_open "$S3_PORT" && port_taken_by_other "$S3_PORT" "S3 endpoint"
   [ -x "$VENV/bin/moto_server" ] || die "moto_server missing from $VENV (run make setup)"
   log "starting S3 endpoint (moto server) on 127.0.0.1:$S3_PORT"
   setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$VAR/s3/moto.log" 2>&1 < /dev/null &
@@ -189,7 +193,7 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$APP_PORT']
 CONF
-  prom_healthy && ! pid_alive "$VAR/prometheus/prometheus.pid" && port_taken_by_other "$PROM_PORT" Prometheus
+  port_open "$PROM_PORT" && ! pid_alive "$VAR/prometheus/prometheus.pid" && port_taken_by_other "$PROM_PORT" Prometheus
   if prom_healthy; then
     log "Prometheus already running on 127.0.0.1:$PROM_PORT (reloading config)"
     curl -sf -X POST "http://127.0.0.1:$PROM_PORT/-/reload" >/dev/null || true
@@ -220,7 +224,7 @@ receivers:
       - url: 'http://127.0.0.1:$APP_PORT/ops/alertmanager/webhook'
 CONF
   fi
-  am_healthy && ! pid_alive "$VAR/alertmanager/alertmanager.pid" && port_taken_by_other "$AM_PORT" Alertmanager
+  port_open "$AM_PORT" && ! pid_alive "$VAR/alertmanager/alertmanager.pid" && port_taken_by_other "$AM_PORT" Alertmanager
   if am_healthy; then
     log "Alertmanager already running on 127.0.0.1:$AM_PORT (reloading config)"
     curl -sf -X POST "http://127.0.0.1:$AM_PORT/-/reload" >/dev/null || true
@@ -254,6 +258,7 @@ write_env() {
     echo "export MADOGUCHI_PG_SOCKET_DIR='$PGRUN' MADOGUCHI_PG_PORT='$PG_PORT'"
     echo "export MADOGUCHI_SECRET_KEY='$(secret flask_secret_key)'"
     echo "export MADOGUCHI_ALERTMANAGER_WEBHOOK_TOKEN='$(secret alertmanager_webhook)'"
+    echo "export MADOGUCHI_AUDIT_SEAL_KEY='$(secret audit_seal_key)'"
   } > "$f.tmp"
   chmod 600 "$f.tmp"
   mv "$f.tmp" "$f"

@@ -117,8 +117,15 @@ def db(provisioned: dict[str, TenantRecord]) -> Iterator[None]:
         db_session.end_test_isolation()
 
 
-# written by tenants sync, not by the tests (form and catalogue versions, groups made from roles.yaml)
-PROVISIONED_TABLES = {"catalogue_versions", "form_versions", "staff_groups", "staff_group_permissions"}
+# written by tenants sync, not by the tests (form and catalogue versions, groups made from roles.yaml,
+# audit retention)
+PROVISIONED_TABLES = {
+    "catalogue_versions",
+    "form_versions",
+    "staff_groups",
+    "staff_group_permissions",
+    "audit_retention",
+}
 
 
 # Staff accounts and their memberships: a test that empties the data keeps its logged-in clerk.
@@ -256,3 +263,21 @@ def provider_client(
     client = app.test_client()
     login(client, "ops", login_id, prefix="/ops")
     return client, provider_id
+
+
+@pytest.fixture
+def audit_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A fresh prefix for operation-log seals and archives in the test bucket (also seen by CLI
+    subprocesses, through the environment)."""
+    import uuid
+
+    from app.audit.storage import AuditStore
+    from app.config import get_settings
+
+    monkeypatch.setenv("MADOGUCHI_AUDIT_BUCKET", "madoguchi-audit-test")
+    monkeypatch.setenv("MADOGUCHI_AUDIT_PREFIX", f"test-{uuid.uuid4().hex[:12]}/")
+    get_settings.cache_clear()
+    try:
+        yield AuditStore.from_settings()
+    finally:
+        get_settings.cache_clear()

@@ -1,13 +1,35 @@
-"""The minimal audit writer: who, when, terminal, action, subject, purpose — from day one."""
+"""The operation log writer (who, when, terminal, action, subject, purpose) and its hash chain."""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import threading
+
 import pytest
-from sqlalchemy import select
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from app.audit import Actor, record
+from app.audit.canonical import (
+    GENESIS,
+    AuditValueError,
+    canonical_bytes,
+    digest,
+    entry_object,
+    entry_template,
+    fill_template,
+    format_time,
+)
 from app.audit.models import AuditEntry
 from app.audit.service import NoActorError
+from app.audit.storage import AuditStore
+from app.audit.verify import verify
+from app.db.session import new_session, session_scope
+from app.tenancy.service import TenantRecord, registry
+from tests.audit_support import CLERK, admin, rows, write
 from tests.conftest import tenant_session
 
 
@@ -49,3 +71,185 @@ def test_record_writes_every_field(db: None) -> None:
 def test_unknown_actor_type_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown actor type"):
         Actor("hacker", "1")
+
+
+# --- the hash chain --------------------------------------------------------------------------------
+
+
+def test_canonical_form_is_exactly_specified() -> None:
+    at = format_time(dt.datetime(2026, 11, 21, 9, 30, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=9))))
+    obj = entry_object(
+        "302058", 7, GENESIS, at, "staff", "42", "窓口 太郎", None, "resident.view", "resident", "1001",
+        "住民記録", None, {"z": [1, True, None], "a": "\"引用\"\n"},
+    )  # fmt: skip
+    assert at == "2026-11-21T00:30:00.000005Z"
+    assert canonical_bytes(obj).decode() == (
+        '{"action":"resident.view","actor":{"id":"42","name":"窓口 太郎","type":"staff"},'
+        '"at":"2026-11-21T00:30:00.000005Z","details":{"a":"\\"引用\\"\\n","z":[1,true,null]},'
+        f'"prev":"{GENESIS}","purpose":"住民記録","request_id":null,"seq":7,'
+        '"subject":{"id":"1001","type":"resident"},"tenant":"302058","terminal":null,"v":1}'
+    )
+    # sha256 of exactly those bytes (printf ... | sha256sum agrees)
+    assert digest(obj) == "aa8a1a739e8100236e66d838ba0ce6575bd4051c320feaac75a51603650a431c"
+
+
+@pytest.mark.parametrize(
+    ("details", "message"),
+    [
+        ({"ratio": 0.5}, "floats are not allowed"),
+        ({1: "x"}, "keys must be text"),
+        ({"name": "a\x00b"}, "NUL"),
+        ({"when": dt.date(2026, 1, 1)}, "date is not allowed"),
+    ],
+)
+def test_details_that_have_no_canonical_form_are_refused(db: None, details: dict, message: str) -> None:  # type: ignore[type-arg]
+    with tenant_session("gobo") as session, pytest.raises(AuditValueError, match=message):
+        record(session, "test.entry", details=details, actor=CLERK)
+
+
+def test_entries_are_chained_in_order_across_transactions(db: None) -> None:
+    with tenant_session("gobo") as session:
+        first = [record(session, "test.entry", details={"n": n}, actor=CLERK) for n in range(3)]
+        session.commit()
+        later = record(session, "test.entry", actor=CLERK)
+        session.commit()
+    entries = [*first, later]
+    assert [e.seq for e in entries] == [1, 2, 3, 4]
+    assert entries[0].prev_hash == GENESIS
+    assert [e.prev_hash for e in entries[1:]] == [e.hash for e in entries[:-1]]
+    assert entries[0].occurred_at == entries[2].occurred_at <= entries[3].occurred_at
+    code = registry.get("gobo").schema_name[2:]  # type: ignore[union-attr]
+    e = entries[1]
+    assert e.hash == digest(
+        entry_object(code, 2, e.prev_hash, format_time(e.occurred_at), "staff", "7", "窓口 花子", "counter-1",
+                     "test.entry", None, None, None, None, {"n": 1})
+    )  # fmt: skip
+
+
+def test_the_database_clock_and_the_canonical_time_format_agree(db: None) -> None:
+    with tenant_session("gobo") as session:
+        entry = record(session, "test.entry", actor=CLERK)
+        session.flush()
+        sql_text = session.execute(
+            text(
+                "SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM audit_log"
+            )
+        ).scalar_one()
+    assert sql_text == format_time(entry.occurred_at)
+
+
+def test_chaining_refuses_repeatable_read(committed: dict[str, TenantRecord]) -> None:
+    session = new_session(committed["gobo"].binding, isolation_level="REPEATABLE READ")
+    try:
+        record(session, "test.entry", actor=CLERK)
+        with pytest.raises(DBAPIError, match="READ COMMITTED only"):
+            session.flush()
+    finally:
+        session.close()
+
+
+def test_eight_concurrent_writers_never_fork_the_chain(
+    committed: dict[str, TenantRecord], audit_store: AuditStore
+) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def writer() -> None:
+        try:
+            start.wait()
+            write("gobo", 150)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    chain = rows("gobo")
+    assert [r.seq for r in chain] == list(range(1, 1201))
+    assert len({r.prev_hash for r in chain}) == 1200  # no two entries share a predecessor: no fork
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
+    report = verify(committed["gobo"], audit_store)
+    assert report.ok, [p.message for p in report.problems]
+    assert (report.entries, report.first_seq, report.last_seq) == (1200, 1, 1200)
+
+
+def test_commits_wait_for_the_flush_and_synchronous_commit_is_reset(
+    committed: dict[str, TenantRecord],
+) -> None:
+    with session_scope(committed["gobo"].binding) as session:
+        record(session, "test.entry", actor=CLERK)
+        session.flush()
+        assert session.execute(text("SHOW synchronous_commit")).scalar() == "off"  # early lock release
+        written = session.execute(text("SELECT pg_current_wal_insert_lsn()")).scalar()
+    with session_scope(committed["gobo"].binding) as session:
+        assert session.execute(text("SHOW synchronous_commit")).scalar() == "on"
+        assert session.execute(
+            text("SELECT pg_current_wal_flush_lsn() >= CAST(:lsn AS pg_lsn)"), {"lsn": written}
+        ).scalar()
+
+
+def test_the_runtime_role_cannot_write_cuts_or_retention_nor_delete_within_retention(db: None) -> None:
+    with tenant_session("gobo") as session:
+        entry = record(session, "test.entry", actor=CLERK)
+        session.flush()
+        for statement in (
+            "INSERT INTO audit_archives (first_seq, last_seq, last_hash, entries, object_key, manifest_sha256)"
+            " VALUES (1, 1, repeat('0', 64), 1, 'x', 'y')",
+            "UPDATE audit_retention SET retention_years = 1",
+            "DELETE FROM audit_retention",
+        ):
+            with pytest.raises(ProgrammingError, match="permission denied"), session.begin_nested():
+                session.execute(text(statement))
+        with pytest.raises(DBAPIError, match="inside the retention"), session.begin_nested():
+            session.execute(
+                text("SELECT audit_delete_archived(:s, :h, 'k', 'm')"), {"s": entry.seq, "h": entry.hash}
+            )
+
+
+def test_retention_is_stored_per_tenant_by_sync(provisioned: dict[str, TenantRecord]) -> None:
+    years = {t: admin(t, "SELECT retention_years FROM audit_retention")[0][0] for t in provisioned}
+    assert years == {"osaka": 5, "gobo": 1, "yamaguchi": 5}
+
+
+def test_a_released_savepoint_does_not_commit_the_transaction_early(
+    committed: dict[str, TenantRecord],
+) -> None:
+    session = new_session(committed["gobo"].binding)
+    try:
+        record(session, "test.entry", actor=CLERK)
+        session.flush()  # chained: this transaction will commit asynchronously, then wait for the flush
+        with session.begin_nested():
+            session.execute(text("SELECT 1"))
+        session.rollback()
+    finally:
+        session.close()
+    assert rows("gobo") == []
+
+
+def test_entries_only_come_through_record(db: None) -> None:
+    with tenant_session("gobo") as session:
+        session.add(AuditEntry(actor_type="system", actor_id="x", action="forged", details={}))
+        with pytest.raises(RuntimeError, match=r"app\.audit\.record only"):
+            session.flush()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(details=st.dictionaries(st.sampled_from(["at", "prev", "seq", "subject", "x", "\"at\":\""]), _json, max_size=5),
+       text_value=st.one_of(st.none(), st.text(max_size=10)), seq=st.integers(min_value=1, max_value=10**12))  # fmt: skip
+def test_the_template_the_database_fills_is_the_canonical_form(
+    details: dict, text_value: str | None, seq: int
+) -> None:  # type: ignore[type-arg]
+    """audit_append() hashes c0 + at + c1 + prev + c2 + seq + c3: it must be the canonical text."""
+    at, prev = "2026-11-21T00:30:00.000005Z", "ab" * 32
+    columns = ("staff", "1", text_value, text_value, "a.b", None, text_value, text_value, None, details)
+    filled = fill_template(entry_template("302058", *columns), at, prev, seq)
+    assert filled == canonical_bytes(entry_object("302058", seq, prev, at, *columns)).decode()

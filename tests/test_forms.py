@@ -468,3 +468,35 @@ def test_cli_forms_list_and_render(form_tenant: Path, clean: None, tmp_path: Pat
                            str(resident_id), "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "𠮷田" in pdf_text(out.read_bytes(), tmp_path)
+
+
+def test_acceptance_queues_the_export_and_the_cli_sweeps_the_rest(client: FlaskClient) -> None:
+    from app.jobs import queue
+    from app.storage import client as s3
+
+    household = [{"name": "転入 花子", "birth": "1990-01-01", "sex": 2, "relation": "世帯主", "address": "x"}]
+    created = client.post(
+        f"/api/v1/{TENANT}/applications", json={"form_id": "juumin_idou", "household": household,
+                                               "values": {"phone": "0738-22-0001"}},
+    ).get_json()  # fmt: skip
+    queued_before = set(queue().job_ids)
+    assert client.post(f"/api/v1/{TENANT}/applications/{created['id']}/accept").status_code == 200
+    new_jobs = set(queue().job_ids) - queued_before
+    assert any(job.startswith(f"{TENANT}__export__all__") for job in new_jobs), new_jobs
+
+    try:
+        s3().create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})
+    except s3().exceptions.BucketAlreadyOwnedByYou:
+        pass
+    swept = subprocess.run([sys.executable, "-m", "app.cli", "forms", "export", TENANT, "--json"], cwd=ROOT,
+                           env=os.environ.copy(), capture_output=True, text=True)  # fmt: skip
+    assert swept.returncode == 0, swept.stderr
+    results = json.loads(swept.stdout)
+    assert [(r["target"], r["status"], r["rows"]) for r in results] == [("juki-rpa", "delivered", 1)]
+    again = subprocess.run([sys.executable, "-m", "app.cli", "forms", "export", TENANT, "--json"], cwd=ROOT,
+                           env=os.environ.copy(), capture_output=True, text=True)  # fmt: skip
+    assert all(r["status"] == "nothing" for r in json.loads(again.stdout))  # delivered once
+    refused = subprocess.run([sys.executable, "-m", "app.cli", "forms", "export", TENANT, "--target", "nope"],
+                             cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode == 1
+    assert "送付先「nope」" in refused.stderr

@@ -49,7 +49,7 @@ from tests.linkage_files import number, person, write
 
 pytestmark = pytest.mark.slow
 
-TENANT = "livetest"  # Gobo's configuration plus the test catalogue (guidance needs one)
+TENANT = "livetest"  # a copy of Gobo's configuration (catalogue and forms included) under its own code
 TOKEN = "live-webhook-token"
 FRIDAY_EVENING = dt.datetime(2028, 2, 4, 18, 0, tzinfo=JST)
 PEOPLE = [
@@ -87,11 +87,6 @@ def _tenant_files(tmp: Path) -> Path:
     text_ = (root / TENANT / "tenant.yaml").read_text(encoding="utf-8")
     text_ = text_.replace("id: gobo", f"id: {TENANT}").replace('code: "302058"', f'code: "{code}"')
     (root / TENANT / "tenant.yaml").write_text(text_, encoding="utf-8")
-    data = ROOT / "tests" / "data" / "catalogue"
-    for name in ("guidance.yaml", "procedures.yaml"):
-        shutil.copy(data / name, root / TENANT / name)
-    (root / TENANT / "forms").mkdir(exist_ok=True)
-    shutil.copy(data / "forms" / "catalog.yaml", root / TENANT / "forms" / "catalog.yaml")
     return root / TENANT
 
 

@@ -43,6 +43,18 @@ def test_request_id_is_echoed_or_generated(app: Flask) -> None:
     assert " " not in generated
 
 
+def test_a_request_leaves_no_id_or_tenant_behind_for_the_next_job_in_the_thread(provisioned: object) -> None:
+    # A worker thread that served a request and then writes the audit log or logs for a job must
+    # not stamp them with the finished request's id or tenant.
+    from app.logs import request_id_var, tenant_var
+
+    client = create_app().test_client()
+    response = client.get("/gobo/login", headers={"X-Request-ID": "req-00000002"})
+    assert response.headers["X-Request-ID"] == "req-00000002"
+    assert request_id_var.get() is None
+    assert tenant_var.get() is None
+
+
 def test_access_log_is_json_with_request_id_and_tenant_and_no_query(
     provisioned: object, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -30,6 +30,7 @@ def _guard() -> None:
 
 def register(app: Flask) -> None:
     from app.api import (  # noqa: F401  (routes register on the blueprint)
+        audit,
         cardreads,
         counter,
         forms,

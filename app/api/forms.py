@@ -13,6 +13,7 @@ from app.api import tenant_api
 from app.audit.service import actor_var
 from app.forms import service
 from app.forms.fill import FormSubject
+from app.forms.jobs import export_soon
 from app.forms.models import Application, ExportBatch
 from app.forms.service import FormInputError
 from app.forms.signature import SignatureError, decode_signature
@@ -239,6 +240,7 @@ def accept_application(application_id: int) -> dict[str, Any]:
             abort(404)
         _fail(exc)
     tenant_db().commit()
+    export_soon(current_tenant().id)
     return _application_json(application)
 
 

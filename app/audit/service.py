@@ -1,19 +1,47 @@
 """``audit.record(...)``: write one operation-log entry in the current tenant's schema.
 
-Who acted comes from the request, job or CLI context (``actor_var``) unless given; the My Number
-must never be passed in ``details`` (issue 5 adds a scanner that enforces it).
+Who acted comes from the request, job or CLI context (``actor_var``) unless given. Every text and
+the details pass the My Number scanner (``app.audit.mynumber``): a valid My Number is masked
+before anything is stored, and a warning without the number is logged.
+
+Chaining (docs/adr/0005-audit-chain.md). ``record`` only adds the entry to the session. When the
+session flushes it (normally at commit), ``_chain_pending`` hands the entries, as canonical text
+split around ``at``, ``prev`` and ``seq`` (``entry_template``), to ``audit_append()`` in one round
+trip: it takes the tenant's transaction-level advisory lock, reads the newest entry in a statement
+of its own at READ COMMITTED (so it sees every entry committed before the lock was granted),
+inserts the entries with the next ``seq`` numbers, the database's clock and their hashes, and
+returns them. The lock is held until the transaction ends, so the next writer chains onto them.
+Under REPEATABLE READ the head would come from a snapshot older than the lock and fork the chain:
+the function refuses it (and the unique ``seq`` would reject a fork anyway).
+
+With ``audit_early_lock_release`` (the default) the transaction commits with
+``synchronous_commit = off``, so the lock goes as soon as the commit record is written, and the
+committing thread then waits in ``durability_barrier`` until the WAL is flushed: nobody returns
+before the entry is durable, yet writers no longer queue behind each other's disk flushes.
 """
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, event
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, make_transient_to_detached
 
+from app.audit.canonical import checked_text, entry_template, normalized
 from app.audit.models import ACTOR_TYPES, AuditEntry
+from app.audit.mynumber import mask_text, mask_value
+from app.config import get_settings
+from app.db.audit import append_entries, durability_barrier
+from app.db.names import DbBinding, code_for_schema
 from app.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+_PENDING = "audit_pending"  # session.info: entries recorded, not yet chained (in record order)
+_BARRIER = "audit_barrier"  # session.info: the connection that commits asynchronously
 
 
 @dataclass(frozen=True)
@@ -35,6 +63,15 @@ class NoActorError(RuntimeError):
     pass
 
 
+def _text(value: str | None, field: str, masked: list[str]) -> str | None:
+    if value is None:
+        return None
+    value, found = mask_text(checked_text(value, field))
+    if found:
+        masked.append(field)
+    return value
+
+
 def record(
     session: Session,
     action: str,
@@ -45,21 +82,98 @@ def record(
     details: dict[str, Any] | None = None,
     actor: Actor | None = None,
 ) -> AuditEntry:
-    """Add an entry to ``session`` (committed with the caller's work, so it cannot be lost alone)."""
+    """Add an entry to ``session`` (committed with the caller's work, so it cannot be lost alone).
+
+    Raises ``AuditValueError`` for details the log cannot hold (floats, non-text keys, NUL).
+    """
     actor = actor or actor_var.get()
     if actor is None:
         raise NoActorError(f"audit.record({action!r}) without an actor: set actor_var or pass actor=")
+    binding: DbBinding | None = session.info.get("binding")
+    if binding is None or binding.key == "control":
+        raise RuntimeError("audit.record needs a tenant session (app.db.session.new_session)")
+    masked: list[str] = []
+    clean_details, found = mask_value(normalized(details or {}))
+    if found:
+        masked.append("details")
     entry = AuditEntry(
         actor_type=actor.type,
-        actor_id=actor.id,
-        actor_name=actor.name,
-        terminal=actor.terminal,
-        action=action,
-        subject_type=subject_type,
-        subject_id=None if subject_id is None else str(subject_id),
-        purpose=purpose,
-        request_id=request_id_var.get(),
-        details=details or {},
+        actor_id=_text(actor.id, "actor_id", masked),
+        actor_name=_text(actor.name, "actor_name", masked),
+        terminal=_text(actor.terminal, "terminal", masked),
+        action=_text(action, "action", masked),
+        subject_type=_text(subject_type, "subject_type", masked),
+        subject_id=_text(None if subject_id is None else str(subject_id), "subject_id", masked),
+        purpose=_text(purpose, "purpose", masked),
+        request_id=_text(request_id_var.get(), "request_id", masked),
+        details=clean_details,
     )
+    if masked:
+        log.warning(
+            "個人番号と判定される値を操作ログに記録しようとしたため秘匿しました（操作 %s、項目 %s）",
+            entry.action,
+            ", ".join(masked),
+        )
     session.add(entry)
+    session.info.setdefault(_PENDING, []).append(entry)
     return entry
+
+
+def _unchained(entry: AuditEntry) -> bool:
+    return entry.__dict__.get("seq") is None
+
+
+@event.listens_for(Session, "before_flush")
+def _chain_pending(session: Session, flush_context: UOWTransaction, instances: Any) -> None:
+    recorded: list[AuditEntry] = session.info.get(_PENDING, [])
+    pending = [e for e in recorded if e in session.new and _unchained(e)]
+    if any(isinstance(o, AuditEntry) and _unchained(o) and o not in pending for o in session.new):
+        raise RuntimeError(
+            "audit entries are written through app.audit.record only (it scans and checks them)"
+        )
+    if not pending:
+        return
+    session.info[_PENDING] = []
+    binding: DbBinding = session.info["binding"]
+    tenant = code_for_schema(binding.schema)
+    # Sessions joined to an outer test transaction never really commit: no barrier for them.
+    early = get_settings().audit_early_lock_release and not isinstance(session.bind, Connection)
+    payload = []
+    for e in pending:
+        columns = (
+            e.actor_type, e.actor_id, e.actor_name, e.terminal, e.action, e.subject_type, e.subject_id,
+            e.purpose, e.request_id, e.details,
+        )  # fmt: skip
+        c0, c1, c2, c3 = entry_template(tenant, *columns)
+        payload.append({"c0": c0, "c1": c1, "c2": c2, "c3": c3, **dict(zip(_COLUMNS, columns, strict=True))})
+    chained = append_entries(session, early, payload)
+    # The database inserted the rows: attach the entries as persistent, so the flush skips them.
+    for entry, row in zip(pending, chained, strict=True):
+        session.expunge(entry)
+        entry.id, entry.seq, entry.prev_hash, entry.hash, entry.occurred_at = tuple(row)
+        make_transient_to_detached(entry)
+        session.add(entry)
+    if early:
+        session.info[_BARRIER] = session.connection()
+
+
+_COLUMNS = (
+    "actor_type", "actor_id", "actor_name", "terminal", "action", "subject_type", "subject_id", "purpose",
+    "request_id", "details",
+)  # fmt: skip
+
+
+@event.listens_for(Session, "after_commit")
+def _wait_for_durability(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint was released; the transaction goes on
+        return
+    connection: Connection | None = session.info.pop(_BARRIER, None)
+    if connection is not None:
+        durability_barrier(connection, session.info["binding"])
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction (a savepoint keeps both)
+        session.info.pop(_BARRIER, None)
+        session.info.pop(_PENDING, None)

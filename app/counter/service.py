@@ -23,7 +23,7 @@ from app.forms.fill import FormSubject
 from app.forms.service import FormInputError, subject_for_household, subject_for_resident
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.engine import Entry
-from app.guidance.service import GuidanceInputError, GuidanceResult, guide
+from app.guidance.service import MEMBER_KEYS, GuidanceInputError, GuidanceResult, guide
 from app.residents.models import Resident
 from app.tenancy.config import TenantConfig
 
@@ -302,7 +302,9 @@ def guidance_for(session: Session, case: Case, purpose: str | None = None) -> Ca
                     event=event,
                     event_date=case.event_date,
                     resident_id=case.resident_id,
-                    household=None if case.resident_id is not None else case.household,
+                    household=None
+                    if case.resident_id is not None
+                    else [{k: v for k, v in m.items() if k in MEMBER_KEYS} for m in case.household or []],
                     answers=case.answers,
                     catalogue_version=case.catalogue_version_id,
                     purpose=purpose,

@@ -56,3 +56,13 @@ def append_only(table_args: dict[str, Any] | None = None) -> dict[str, Any]:
     args = dict(table_args or {})
     args.setdefault("info", {})["append_only"] = True
     return args
+
+
+def read_only(table_args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``__table_args__`` for tables the runtime role may only SELECT from.
+
+    They are written by the schema owner: at provisioning, or by a SECURITY DEFINER function.
+    """
+    args = dict(table_args or {})
+    args.setdefault("info", {})["read_only"] = True
+    return args

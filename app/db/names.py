@@ -33,6 +33,14 @@ def schema_for_code(code: str) -> str:
     return f"t_{code}"
 
 
+def code_for_schema(schema: str) -> str:
+    """The local-government code a tenant schema is named after (inverse of ``schema_for_code``)."""
+    m = re.fullmatch(r"t_(\d{6})", schema)
+    if not m:
+        raise ValueError(f"not a tenant schema: {schema!r}")
+    return m.group(1)
+
+
 @dataclass(frozen=True)
 class DbBinding:
     """What one Session is bound to: a search path (never ``public``) and a NOLOGIN role."""

@@ -46,7 +46,8 @@ def ensure_schema(conn: Connection, binding: DbBinding, runtime_login: str) -> N
 
 
 def grant_tables(conn: Connection, binding: DbBinding, metadata: MetaData) -> None:
-    """Give the binding's role DML on its schema's tables; append-only tables get no UPDATE/DELETE."""
+    """Give the binding's role DML on its schema's tables; append-only tables get no UPDATE/DELETE,
+    read-only tables (written by the schema owner) SELECT only."""
     schema, role = quoted(binding.schema), quoted(binding.role)
     conn.exec_driver_sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}")
     conn.exec_driver_sql(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
@@ -54,6 +55,10 @@ def grant_tables(conn: Connection, binding: DbBinding, metadata: MetaData) -> No
     conn.exec_driver_sql(f"GRANT SELECT ON {schema}.alembic_version TO {role}")
     for table in append_only_tables(metadata):
         conn.exec_driver_sql(f"REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{quoted(table)} FROM {role}")
+    for table in read_only_tables(metadata):
+        conn.exec_driver_sql(
+            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {schema}.{quoted(table)} FROM {role}"
+        )
     for table in staging_tables(metadata):
         conn.exec_driver_sql(f"GRANT TRUNCATE ON {schema}.{quoted(table)} TO {role}")
     # Functions in a tenant schema are SECURITY DEFINER helpers (migrations revoke PUBLIC).
@@ -62,6 +67,10 @@ def grant_tables(conn: Connection, binding: DbBinding, metadata: MetaData) -> No
 
 def append_only_tables(metadata: MetaData) -> Iterable[str]:
     return sorted(t.name for t in metadata.tables.values() if t.info.get("append_only"))
+
+
+def read_only_tables(metadata: MetaData) -> Iterable[str]:
+    return sorted(t.name for t in metadata.tables.values() if t.info.get("read_only"))
 
 
 def staging_tables(metadata: MetaData) -> Iterable[str]:

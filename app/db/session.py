@@ -77,8 +77,12 @@ def end_test_isolation() -> None:
         _isolation = None
 
 
-def new_session(binding: DbBinding) -> Session:
-    """A new Session for one binding. Never re-point it at another tenant: make another one."""
+def new_session(binding: DbBinding, isolation_level: str | None = None) -> Session:
+    """A new Session for one binding. Never re-point it at another tenant: make another one.
+
+    ``isolation_level`` (e.g. ``"REPEATABLE READ"``: one snapshot for a long consistent read) is
+    ignored under test isolation, where every session joins the test's outer transaction.
+    """
     if _isolation is not None:
         return Session(
             bind=_isolation.connection_for(binding),
@@ -86,7 +90,10 @@ def new_session(binding: DbBinding) -> Session:
             info={"binding": binding},
             expire_on_commit=False,
         )
-    return Session(bind=_engine_for(binding), info={"binding": binding}, expire_on_commit=False)
+    engine = _engine_for(binding)
+    if isolation_level is not None:
+        engine = engine.execution_options(isolation_level=isolation_level)
+    return Session(bind=engine, info={"binding": binding}, expire_on_commit=False)
 
 
 @contextmanager

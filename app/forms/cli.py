@@ -69,3 +69,27 @@ def render_cmd(
     for field, problem in filled.problems.items():
         click.echo(f"  注意 {field}: {problem}", err=True)
     click.echo(f"{form_id}（第{filled.definition.version}版）を書き出しました: {out}")
+
+
+@forms.command("export")
+@click.argument("tenant")
+@click.option("--target", default=None, help="only this outbound target (linkage.yaml outbound[].name)")
+@click.option("--json", "as_json", is_flag=True)
+def export_cmd(tenant: str, target: str | None, as_json: bool) -> None:
+    """Send accepted applications not yet delivered (a sweep for cron, after an outage)."""
+    from app.forms.backlink import export
+
+    record = active_tenant(tenant)
+    config = registry.config(record)
+    targets = [t for t in config.linkage.outbound if target is None or t.name == target]
+    if target is not None and not targets:
+        raise InputRejected(f"送付先「{target}」は linkage.yaml の outbound にありません")
+    results: list[dict[str, object]] = []
+    with session_scope(record.binding) as session:
+        for outbound in targets:
+            results.extend(
+                r.__dict__ for r in export(session, outbound, record.id, dict(config.linkage.residents.gaiji))
+            )
+    emit(results, as_json, lambda r: f"{r.get('target', '')}  {r.get('status', '')}  {r.get('rows', '')}")
+    if any(r.get("status") == "failed" for r in results):
+        raise SystemExit(1)

@@ -130,6 +130,10 @@ def members_of_resident(session: Session, resident_id: int, event_date: dt.date)
     ]
 
 
+# What guidance reads of a described member; a case's household may carry more (address for forms).
+MEMBER_KEYS = frozenset({"name", "kana", "birth", "sex", "relation", "attributes"})
+
+
 def members_of_description(household: Any) -> list[MemberInput]:
     """A household described in the request (転入: from the 転出証明書 or the card read)."""
     if not isinstance(household, list) or not household:
@@ -139,7 +143,7 @@ def members_of_description(household: Any) -> list[MemberInput]:
         where = f"household[{i}]"
         if not isinstance(person, dict):
             raise GuidanceInputError(where, f"{i + 1}人目の形式が正しくありません")
-        unknown = sorted(set(person) - {"name", "kana", "birth", "sex", "relation", "attributes"})
+        unknown = sorted(set(person) - MEMBER_KEYS)
         if unknown:
             raise GuidanceInputError(
                 f"{where}.{unknown[0]}", f"{i + 1}人目: 知らない項目 {unknown} があります"

@@ -11,12 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
-from rq import Queue, Worker
-from rq.job import Job
+from rq import Queue, Repeat, Retry, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy.orm import Session
 
 from app.audit.service import Actor, actor_var
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 QUEUE_NAME = "madoguchi"
+REPEAT_TIMES = 1_000_000_000  # RQ's Repeat wants a count; this one outlives any deployment
 
 
 class TenantRequired(Exception):
@@ -103,6 +107,62 @@ def enqueue_in(
     """Like ``enqueue``, after ``delay``. Runs only on a worker started with the scheduler."""
     record = _checked(func, tenant_id, job_id)
     return queue().enqueue_in(delay, func, record.id, *args, job_id=job_id, **kwargs)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    job_id: str
+    action: Literal["kept", "scheduled"]
+    run_at: dt.datetime | None  # None: queued or running now
+
+
+def ensure_repeating(
+    func: Callable[..., Any],
+    tenant_id: str,
+    *args: Any,
+    job_id: str,
+    interval: int,
+    first_in: dt.timedelta | None = None,
+    retries: int = 3,
+    job_timeout: int | None = None,
+    **kwargs: Any,
+) -> Scheduled:
+    """Make sure exactly one run of a repeating ``@tenant_job`` is pending, queued or running.
+
+    One deterministic ``job_id`` is one job hash and one entry in the scheduled registry; RQ's
+    ``Repeat`` schedules the same id again after each run, so the job never has two runs pending.
+    A job that is finished, failed, lost or has another ``interval`` (seconds) is made again, its
+    first run spread over the interval by a hash of the id so thousands of tenants do not start at
+    the same second. ``Retry`` re-runs a run whose worker died. Runs only on a worker started with
+    the scheduler (``madoguchi worker`` is).
+    """
+    q = queue()
+    try:
+        job: Job | None = Job.fetch(job_id, connection=q.connection)
+    except NoSuchJobError:
+        job = None
+    if job is not None:
+        status = job.get_status(refresh=False)
+        if status in (JobStatus.QUEUED, JobStatus.STARTED):
+            return Scheduled(job_id, "kept", None)
+        scheduled: ScheduledJobRegistry = q.scheduled_job_registry
+        if status == JobStatus.SCHEDULED and job_id in scheduled and job.repeat_intervals == [interval]:
+            return Scheduled(job_id, "kept", scheduled.get_scheduled_time(job_id))
+        job.delete()  # finished, failed, stopped, or an old interval
+    if first_in is None:
+        first_in = dt.timedelta(seconds=zlib.crc32(job_id.encode()) % interval)
+    enqueue_in(
+        first_in,
+        func,
+        tenant_id,
+        *args,
+        job_id=job_id,
+        job_timeout=job_timeout,
+        repeat=Repeat(times=REPEAT_TIMES, interval=interval),
+        retry=Retry(max=retries, interval=interval),
+        **kwargs,
+    )
+    return Scheduled(job_id, "scheduled", dt.datetime.now(dt.UTC) + first_in)
 
 
 def run_worker(burst: bool = False, with_scheduler: bool = True) -> bool:

@@ -12,14 +12,17 @@ log = logging.getLogger(__name__)
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="exit when the queue is empty")
 def worker(burst: bool) -> None:
-    """Run a background-job worker; first make sure every tenant adapter has its poll scheduled."""
+    """Run a background-job worker; first make sure every tenant's repeating jobs are scheduled:
+    adapter polls, audit seals and the retention archive."""
+    from app.audit.jobs import schedule_audit_jobs
     from app.jobs import run_worker
     from app.linkage.adapters.polling import schedule_all_polls
 
-    try:
-        polls = schedule_all_polls()
-        created = sum(p.action == "scheduled" for p in polls)
-        log.info("linkage polls: %d scheduled, %d already pending", created, len(polls) - created)
-    except Exception:  # the worker still serves every other job
-        log.exception("could not schedule linkage polls")
+    for what, schedule in (("linkage polls", schedule_all_polls), ("audit jobs", schedule_audit_jobs)):
+        try:
+            jobs = schedule()
+            created = sum(j.action == "scheduled" for j in jobs)
+            log.info("%s: %d scheduled, %d already pending", what, created, len(jobs) - created)
+        except Exception:  # the worker still serves every other job
+            log.exception("could not schedule %s", what)
     run_worker(burst=burst)

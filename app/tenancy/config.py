@@ -220,7 +220,8 @@ class IncidentPolicy(StrictModel):
 
 
 class AuditPolicy(StrictModel):
-    retention_years: int = Field(ge=1, le=30)
+    retention_years: int = Field(ge=1, le=30, description="operation log kept in the database, then archived")
+    seal_minutes: int = Field(default=15, ge=1, le=1440, description="how often the chain head is sealed")
 
 
 class SlaTargets(StrictModel):

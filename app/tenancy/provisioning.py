@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 
+from app.audit.models import AuditRetention
 from app.config import get_settings
 from app.db import migrate, provision
 from app.db.engine import admin_engine
@@ -84,6 +85,7 @@ def provision_tenant(conn: Connection, config: TenantConfig) -> SyncResult:
     provision.set_search_path(conn, binding.schema)
     revision = migrate.upgrade(conn, "tenant", binding.schema)
     provision.grant_tables(conn, binding, tenant_metadata)
+    store_audit_retention(conn, config.sla.audit.retention_years)
     if config.catalogue is not None:
         store_catalogue(conn, config.catalogue)
     store_forms(conn, config.forms)
@@ -118,6 +120,18 @@ def provision_tenant(conn: Connection, config: TenantConfig) -> SyncResult:
     else:
         action = "unchanged"
     return SyncResult(ident.id, binding.schema, action, revision, time.perf_counter() - started)
+
+
+def store_audit_retention(conn: Connection, years: int) -> None:
+    """The tenant's log retention, where the deletion function reads it (search path: the tenant)."""
+    stmt = insert(AuditRetention).values(id=1, retention_years=years)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[AuditRetention.id],
+            set_={"retention_years": stmt.excluded.retention_years, "updated_at": func.now()},
+            where=AuditRetention.retention_years != stmt.excluded.retention_years,
+        )
+    )
 
 
 def store_catalogue(conn: Connection, catalogue: Catalogue) -> None:

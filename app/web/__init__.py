@@ -52,6 +52,7 @@ def register(app: Flask) -> None:
         admin,
         admin_devices,
         admin_forms,
+        audit,
         auth,
         counter,
         forms,

@@ -12,9 +12,10 @@ from typing import Any
 
 from flask import Response, abort, g, redirect, render_template, request, url_for
 
+from app.audit import record
 from app.audit.service import actor_var
 from app.counter import cards, preapply, service
-from app.counter.models import Case, Ticket
+from app.counter.models import CardRead, Case, Ticket
 from app.counter.service import CounterError
 from app.dates import JST
 from app.forms import service as forms
@@ -169,6 +170,7 @@ def case_view(case_id: int) -> str:
         except SearchInputError as exc:
             search_error = str(exc)
     ticket = db.get(Ticket, case.ticket_id) if case.ticket_id else None
+    prefill = _prefill_from_read(db, case, request.args.get("from_read", type=int))
     applications = forms.applications_of_case(db, str(case.id))
     form_names = forms.form_names(db)
     procedures = service.procedures_of(db, case.id)
@@ -188,6 +190,7 @@ def case_view(case_id: int) -> str:
         applications=applications,
         form_names=form_names,
         query=query,
+        prefill=prefill,
         search=search,
         search_error=search_error,
         error=error,
@@ -210,10 +213,8 @@ def case_card(case_id: int) -> str:
     read = cards.latest_read(db, case.office_id, case.counter_id, case.created_at)
     matches = cards.match(db, config, read) if read is not None else []
     if read is not None:
-        from app.audit import record
-
         record(db, "card.shown", subject_type="case", subject_id=case.id, details={"read": read.id,
-               "candidates": [m.resident.id for m in matches]})  # fmt: skip
+               "results": [m.resident.id for m in matches]})  # fmt: skip
     db.commit()
     return render_template("counter/_card.html", case=case, read=read, matches=matches)
 
@@ -227,7 +228,11 @@ def case_identify(case_id: int) -> Response:
     try:
         if request.form.get("household_rows"):
             household = _household_from_form(request.form)
-            service.identify(db, case_id, _version(), _clerk(), by="manual", household=household)
+            read_id = request.form.get("read_id", type=int)
+            service.identify(db, case_id, _version(), _clerk(), by="card" if read_id else "manual",
+                             household=household)  # fmt: skip
+            if read_id:
+                cards.claim(db, read_id, case_id)
         else:
             resident_id = int(request.form.get("resident_id", "0"))
             service.identify(db, case_id, _version(), _clerk(), by=by, resident_id=resident_id)
@@ -238,6 +243,20 @@ def case_identify(case_id: int) -> Response:
         return _redirect_case(case_id, error=str(exc))
     db.commit()
     return _redirect_case(case_id)
+
+
+def _prefill_from_read(db: Any, case: Case, read_id: int | None) -> dict[str, Any] | None:
+    """The card's 4情報 as the first row of a household not in the records (a family moving in)."""
+    if read_id is None:
+        return None
+    read = db.get(CardRead, read_id)
+    if read is None or read.claimed_case_id not in (None, case.id):
+        return None
+    record(
+        db, "card.shown", subject_type="case", subject_id=case.id, details={"read": read.id, "prefill": True}
+    )
+    return {"read_id": read.id, "name": read.name, "birth": read.birth.isoformat() if read.birth else "",
+            "sex": read.sex}  # fmt: skip
 
 
 def _household_from_form(form: Any) -> list[dict[str, Any]]:
@@ -253,6 +272,11 @@ def _household_from_form(form: Any) -> list[dict[str, Any]]:
         })  # fmt: skip
     if not members:
         raise CounterError("household", "世帯員を1人以上入力してください")
+    address = form.get("h_address", "").strip()[:200]
+    for member in members:  # one household, one new address
+        member["address"] = address
+        member["address_extra"] = form.get("h_address_extra", "").strip()[:120] or None
+        member["postal_code"] = form.get("h_postal", "").strip()[:8] or None
     for i, member in enumerate(members):
         if not member["birth"]:
             raise CounterError("household", f"{i + 1}人目（{member['name']}）の生年月日を入力してください")

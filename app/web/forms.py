@@ -20,6 +20,7 @@ from app.dates import JST
 from app.forms import service
 from app.forms.definition import FormDefinition
 from app.forms.fill import FormSubject
+from app.forms.jobs import export_soon
 from app.forms.models import Application
 from app.forms.service import FormInputError
 from app.forms.signature import SignatureError, decode_signature
@@ -210,6 +211,7 @@ def application_accept(application_id: int) -> Response:
         db.rollback()
         return redirect(url_for("web.application_detail", application_id=application_id, error=str(exc)))  # type: ignore[return-value]
     db.commit()
+    export_soon(current_tenant().id)
     return redirect(url_for("web.application_detail", application_id=application_id))  # type: ignore[return-value]
 
 

@@ -24,8 +24,8 @@ Hand-off
     first use.
 
 Scheduling
-    One RQ job per tenant adapter with the deterministic id ``<tenant>__poll__<adapter>``, created
-    with ``enqueue_in`` and ``Repeat(interval=poll_minutes)``: after each run RQ schedules the same
+    One RQ job per tenant adapter with the deterministic id ``<tenant>__poll__<adapter>``, kept by
+    ``app.jobs.ensure_repeating`` with ``Repeat(interval=poll_minutes)``: after each run RQ schedules the same
     job id again, and one id is one job hash and one entry in the scheduled registry, so an adapter
     never has two polls pending. The job does not fail on adapter or import errors (it logs them and
     returns them in its result), so the chain goes on; ``Retry`` re-runs a poll whose worker died.
@@ -43,20 +43,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from rq import Repeat, Retry, get_current_job
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-from rq.registry import ScheduledJobRegistry
+from rq import get_current_job
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.jobs import JobContext, enqueue_in, queue, tenant_job
+from app.jobs import JobContext, Scheduled, ensure_repeating, tenant_job
 from app.linkage.adapters.base import (
     AdapterError,
     AnyAdapterConfig,
@@ -72,7 +68,6 @@ log = logging.getLogger(__name__)
 
 POLL_JOB_TIMEOUT = 3 * 3600  # seconds; a full Osaka extract imports well inside this
 STALE_TAKEN_AFTER = dt.timedelta(hours=6)  # longer than any poll may run: its poller is gone
-REPEAT_TIMES = 1_000_000_000  # RQ's Repeat wants a count; this one outlives any deployment
 ABANDONED_RETRIES = 3
 
 
@@ -299,11 +294,7 @@ def poll_job_id(tenant_id: str, adapter_name: str) -> str:
     return f"{tenant_id}__poll__{adapter_name}"
 
 
-@dataclass(frozen=True)
-class ScheduledPoll:
-    job_id: str
-    action: Literal["kept", "scheduled"]
-    run_at: dt.datetime | None  # None: queued or running now
+ScheduledPoll = Scheduled
 
 
 def schedule_poll(
@@ -314,36 +305,18 @@ def schedule_poll(
     first_in: dt.timedelta | None = None,
 ) -> ScheduledPoll:
     """Make sure exactly one poll of this adapter is pending, queued or running."""
-    job_id = poll_job_id(record.id, config.name)
-    interval = config.poll_minutes * 60
-    q = queue()
-    try:
-        job: Job | None = Job.fetch(job_id, connection=q.connection)
-    except NoSuchJobError:
-        job = None
-    if job is not None:
-        status = job.get_status(refresh=False)
-        if status in (JobStatus.QUEUED, JobStatus.STARTED):
-            return ScheduledPoll(job_id, "kept", None)
-        scheduled: ScheduledJobRegistry = q.scheduled_job_registry
-        if status == JobStatus.SCHEDULED and job_id in scheduled and job.repeat_intervals == [interval]:
-            return ScheduledPoll(job_id, "kept", scheduled.get_scheduled_time(job_id))
-        job.delete()  # finished, failed, stopped, or an old interval
-    if first_in is None:
-        first_in = dt.timedelta(seconds=zlib.crc32(job_id.encode()) % interval)
     options: dict[str, Any] = {"importer": importer} if importer is not None else {}
-    enqueue_in(
-        first_in,
+    return ensure_repeating(
         poll_job,
         record.id,
         config.name,
-        job_id=job_id,
+        job_id=poll_job_id(record.id, config.name),
+        interval=config.poll_minutes * 60,
+        first_in=first_in,
+        retries=ABANDONED_RETRIES,
         job_timeout=POLL_JOB_TIMEOUT,
-        repeat=Repeat(times=REPEAT_TIMES, interval=interval),
-        retry=Retry(max=ABANDONED_RETRIES, interval=interval),
         **options,
     )
-    return ScheduledPoll(job_id, "scheduled", dt.datetime.now(dt.UTC) + first_in)
 
 
 def schedule_all_polls(*, importer: Importer | None = None) -> list[ScheduledPoll]:

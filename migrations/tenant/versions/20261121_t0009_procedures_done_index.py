@@ -1,8 +1,8 @@
 """tenant: index case procedures by status and completion time (today's finished work, found
 without reading a season of finished procedures)
 
-Revision ID: t0008
-Revises: t0007
+Revision ID: t0009
+Revises: t0008
 Create Date: 2026-11-21
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "t0008"
-down_revision: str | Sequence[str] | None = "t0007"
+revision: str = "t0009"
+down_revision: str | Sequence[str] | None = "t0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
