@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.audit import Actor
+from app.audit.models import AuditEntry
 from app.audit.service import actor_var
 from app.counter import cards, preapply
 from app.counter.models import Case, CaseProcedure, Ticket
@@ -147,6 +148,33 @@ def test_a_visit_from_ticket_to_department_completion(app: Flask, family: int) -
     assert client.get(f"/{TENANT}/supervisor").status_code == 403  # a counter clerk does not supervise
     supervisor = clerk(app, groups=("監督者",)).get(f"/{TENANT}/supervisor").get_data(as_text=True)
     assert "本日の平均待ち時間" in supervisor
+
+
+def test_every_look_at_the_case_screen_is_in_the_operation_log(app: Flask, family: int) -> None:
+    """Opening the case shows the household and the guidance, and both reads are logged for the resident."""
+    client = clerk(app)
+    case_id = open_case_from_ticket(client)
+    case_page = f"/{TENANT}/cases/{case_id}"
+    post(client, f"{case_page}/identify", case_page, by="search", resident_id=str(family),
+         version=case_version(case_id))  # fmt: skip
+    post(client, f"{case_page}/events", case_page, events="tenkyo", event_date="2026-11-20",
+         version=case_version(case_id))  # fmt: skip
+    with tenant_session(TENANT) as session:
+        before = session.scalar(select(func.max(AuditEntry.seq))) or 0
+    page = client.get(case_page).get_data(as_text=True)
+    assert "御坊\u3000花子" in page  # the household
+    assert "必要な手続き" in page  # the guidance
+    assert 'name="procedure"' in page
+    with tenant_session(TENANT) as session:
+        logged = session.execute(
+            select(AuditEntry.action, AuditEntry.subject_type, AuditEntry.subject_id, AuditEntry.purpose)
+            .where(AuditEntry.seq > before)
+            .order_by(AuditEntry.seq)
+        ).all()
+    assert [tuple(row) for row in logged] == [
+        ("resident.view", "resident", str(family), f"案件{case_id}"),
+        ("guidance.determined", "resident", str(family), None),
+    ]
 
 
 def test_two_clerks_on_one_case_never_overwrite_each_other(app: Flask, family: int) -> None:

@@ -139,41 +139,45 @@ def case_view(case_id: int) -> str:
     db, config = tenant_db(), tenant_config()
     case = _case_or_404(case_id)
     error = request.args.get("error")
-    visitor, members = None, []
-    if case.resident_id is not None:
-        # First: the guidance below finds the resident already loaded (one round trip fewer).
-        shown = residents.view(db, case.resident_id, purpose=f"案件{case.id}", details=False)
-        if shown is not None:
-            visitor = residents.summary(shown.resident)
-            members = [residents.summary(m) for m in shown.members]
-    guidance, guidance_error = None, None
-    try:
-        guidance = service.guidance_for(db, case)
-    except CounterError as exc:
-        guidance_error = str(exc)
-    try:
-        catalogue = (
-            guidance.results[0].catalogue  # the version the guidance just used (no second lookup)
-            if guidance is not None and guidance.results
-            else active_catalogue(db, dt.datetime.now(JST).date(), case.catalogue_version_id)
-        )
-    except GuidanceInputError:
-        catalogue = None
-    search = None
-    query = SearchQuery(kana=request.args.get("kana", ""), name=request.args.get("name", ""),
-                        birth=request.args.get("birth", ""))  # fmt: skip
-    search_error = None
-    if query.criteria():
-        try:
-            result = residents.search(db, config, query, purpose=f"案件{case.id}の本人確認")
-            search = [residents.summary(r) for r in result.residents]
-        except SearchInputError as exc:
-            search_error = str(exc)
     ticket = db.get(Ticket, case.ticket_id) if case.ticket_id else None
-    prefill = _prefill_from_read(db, case, request.args.get("from_read", type=int))
     applications = forms.applications_of_case(db, str(case.id))
     form_names = forms.form_names(db)
     procedures = service.procedures_of(db, case.id)
+    # The reads that are audited come last and flush their entries together at the commit: appending
+    # to the audit chain takes the tenant's lock until the commit, so it is not held across the
+    # page's other queries while every other audited request of the city waits.
+    with db.no_autoflush:
+        visitor, members = None, []
+        if case.resident_id is not None:
+            # First: the guidance below finds the resident already loaded (one round trip fewer).
+            shown = residents.view(db, case.resident_id, purpose=f"案件{case.id}", details=False)
+            if shown is not None:
+                visitor = residents.summary(shown.resident)
+                members = [residents.summary(m) for m in shown.members]
+        guidance, guidance_error = None, None
+        try:
+            guidance = service.guidance_for(db, case)
+        except CounterError as exc:
+            guidance_error = str(exc)
+        try:
+            catalogue = (
+                guidance.results[0].catalogue  # the version the guidance just used (no second lookup)
+                if guidance is not None and guidance.results
+                else active_catalogue(db, dt.datetime.now(JST).date(), case.catalogue_version_id)
+            )
+        except GuidanceInputError:
+            catalogue = None
+        search = None
+        query = SearchQuery(kana=request.args.get("kana", ""), name=request.args.get("name", ""),
+                            birth=request.args.get("birth", ""))  # fmt: skip
+        search_error = None
+        if query.criteria():
+            try:
+                result = residents.search(db, config, query, purpose=f"案件{case.id}の本人確認")
+                search = [residents.summary(r) for r in result.residents]
+            except SearchInputError as exc:
+                search_error = str(exc)
+        prefill = _prefill_from_read(db, case, request.args.get("from_read", type=int))
     db.commit()
     return render_template(
         "counter/case.html",
