@@ -1099,6 +1099,8 @@ def _day_figures(
         "overall_without_polls": _summary(without_polls),
         "requests": len(everything),
         "requests_per_s": round(len(everything) / wall, 1),
+        # Little's law: requests in the server (being answered or waiting for a worker) on average.
+        "in_flight_mean": round(sum(everything) / 1000 / wall, 1),
         "errors": len(rec.errors),
         "error_examples": rec.errors[:10],
         "conflicts": rec.conflicts,
@@ -1277,6 +1279,18 @@ from a raw asyncio client. Requests/s: all blocks together (slowest–fastest bl
 | card panel ÷ bare endpoint | {t["poll_ratio"]} (range {min(t["poll_ratio_per_round"])}–{max(t["poll_ratio_per_round"])}) | | |
 | the same in CPU (bare ÷ case, server + PostgreSQL CPU per request) | {t["cpu_ratio"]} | | |
 
+What the ratio is made of: the bare endpoint costs {t["bare"]["server_cpu_ms_per_request"]} ms of CPU
+a request. Before a signed-in page does anything of its own it has loaded the session, opened the
+tenant's transaction (search path, role), read the account's permissions and written its access
+line: the card panel, one small query more, costs {t["poll"]["server_cpu_ms_per_request"]} +
+{t["poll"]["postgres_cpu_ms_per_request"]} ms and reaches {t["poll_ratio"]} of the baseline. The case
+screen ({t["case"]["server_cpu_ms_per_request"]} + {t["case"]["postgres_cpu_ms_per_request"]} ms: 13
+statements, the guidance, the operation-log entries for its two reads of personal data, a 14 KB
+page) would have to cost about twice the bare endpoint to reach 0.5: less than signing in alone
+costs. Short of caching pages, which personal data rules out (every read is audited, every page
+`no-store`), this goal is out of reach for a signed-in screen on this stack (Flask, SQLAlchemy, sync
+workers); what can still be cut is the case screen's own share (queries, round trips).
+
 **A Gobo day**: {d["visitors"]} visitors over 6 service hours compressed {d["compression"]:.0f}×
 ({d["wall_s"]:.0f} s), {d["staff"]} staff signed in through the login form (reception, a supervisor,
 {sum(d["counters"].values())} counter clerks, {sum(d["departments"].values())} department clerks) and
@@ -1303,5 +1317,7 @@ CPU during the day: the app's workers {d["server_cpu_share"]} of a CPU
 ({d["postgres_cpu_ms_per_request"]} ms), the client {d["client_cpu_share"]}; the client's event loop
 woke at most {d["client_loop_lag_p99_ms"]} ms late (p99). Machine: {d["machine_busy_cpus"]} of
 {r["machine_cpus"]} CPUs busy, {d["others_busy_cpus"]} of them other sessions' work. The app needed
-{demand:.2f} CPU for this day; whether it got it is what the latencies above show.
+{demand:.2f} CPU for this day; whether it got it is what the latencies above show. On average
+{d["in_flight_mean"]} requests were in the server at once, with {WORKERS} sync workers to answer them
+(`scripts/run.sh`): {"the workers were saturated, so most of each latency is the wait for a free worker; each request held one for about " + str(round(WORKERS / d["requests_per_s"] * 1000)) + " ms while using " + str(round(d["server_cpu_ms_per_request"] + d["postgres_cpu_ms_per_request"], 1)) + " ms of CPU: the rest is waiting for a CPU and for PostgreSQL's answers on a machine the other work keeps busy" if d["in_flight_mean"] > WORKERS else "the workers kept up"}.
 """
