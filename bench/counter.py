@@ -315,6 +315,9 @@ class Server:
     def cpu_seconds(self) -> float:
         return _tree_cpu(self.proc.pid)
 
+    def wait_seconds(self) -> float:
+        return _tree_wait(self.proc.pid)
+
 
 @contextlib.contextmanager
 def _gunicorn(name: str, target: str, tmp: Path) -> Iterator[Server]:
@@ -384,6 +387,15 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
+def _tree_wait(pid: int) -> float:
+    """Seconds a process and its children spent runnable but waiting for a CPU (/proc/PID/schedstat)."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int(Path(f"/proc/{p}/schedstat").read_text().split()[1]) / 1e9
+    return total
+
+
 def _postgres_pid() -> int:
     return int((ROOT / "var" / "pg" / "data" / "postmaster.pid").read_text().split()[0])
 
@@ -417,6 +429,8 @@ class Meter:
             "client": time.process_time(),
             "server": self.server.cpu_seconds(),
             "postgres": _tree_cpu(self.pg_pid),
+            "server_wait": self.server.wait_seconds(),
+            "postgres_wait": _tree_wait(self.pg_pid),
             "busy": busy,
             "total": total,
         }
@@ -432,6 +446,8 @@ class Meter:
             "client_cpu_s": d["client"],
             "server_cpu_s": d["server"],
             "postgres_cpu_s": d["postgres"],
+            "server_runqueue_wait_s": d["server_wait"],
+            "postgres_runqueue_wait_s": d["postgres_wait"],
             "machine_busy_cpus": machine,
             "others_busy_cpus": max(0.0, machine - ours),
         }
@@ -526,6 +542,9 @@ def _throughput(
             # What a dedicated machine would serve: its CPUs over the server + PostgreSQL CPU a request.
             "rps_if_alone": round((os.cpu_count() or 1) / ((server_ms + postgres_ms) / 1000), 1),
             "server_cpu_share": round(sum(r["server_cpu_s"] for r in rows) / wall, 2),
+            "server_runqueue_wait_ms_per_request": round(
+                sum(r["server_runqueue_wait_s"] for r in rows) / answered * 1000, 3
+            ),
             "machine_busy_cpus": round(sum(r["machine_busy_cpus"] * r["wall_s"] for r in rows) / wall, 2),
             "others_busy_cpus": round(sum(r["others_busy_cpus"] * r["wall_s"] for r in rows) / wall, 2),
         }
@@ -1115,6 +1134,13 @@ def _day_figures(
         "bare_probe": _summary(extra["probe"]) if extra["probe"] else None,
         "server_cpu_ms_per_request": round(meter["server_cpu_s"] / len(everything) * 1000, 2),
         "postgres_cpu_ms_per_request": round(meter["postgres_cpu_s"] / len(everything) * 1000, 2),
+        # Time the app's workers and PostgreSQL's backends were ready to run but waited for a CPU.
+        "server_runqueue_wait_ms_per_request": round(
+            meter["server_runqueue_wait_s"] / len(everything) * 1000, 2
+        ),
+        "postgres_runqueue_wait_ms_per_request": round(
+            meter["postgres_runqueue_wait_s"] / len(everything) * 1000, 2
+        ),
         "wall_s": round(wall, 1),
         "client_cpu_share": round(meter["client_cpu_s"] / wall, 2),
         "server_cpu_share": round(meter["server_cpu_s"] / wall, 2),
@@ -1226,6 +1252,23 @@ def run(quick: bool = False) -> None:
     save("counter", result, _markdown(result))
 
 
+def _wait_verdict(d: dict[str, Any]) -> str:
+    held = WORKERS / d["requests_per_s"] * 1000
+    cpu = d["server_cpu_ms_per_request"] + d["postgres_cpu_ms_per_request"]
+    waited = d["server_runqueue_wait_ms_per_request"] + d["postgres_runqueue_wait_ms_per_request"]
+    if d["in_flight_mean"] <= WORKERS:
+        return "the workers were not saturated"
+    if cpu + waited >= 0.6 * held:
+        return (
+            f"CPU and the wait for a CPU make {cpu + waited:.0f} of the {held:.0f} ms a request held a worker, so"
+            " the CPU the other work takes is what the latency is made of"
+        )
+    return (
+        f"CPU and the wait for a CPU make only {cpu + waited:.0f} of the {held:.0f} ms a request held a worker;"
+        " the rest is waiting on something else (locks, disk, network)"
+    )
+
+
 def _met(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
@@ -1319,5 +1362,8 @@ woke at most {d["client_loop_lag_p99_ms"]} ms late (p99). Machine: {d["machine_b
 {r["machine_cpus"]} CPUs busy, {d["others_busy_cpus"]} of them other sessions' work. The app needed
 {demand:.2f} CPU for this day; whether it got it is what the latencies above show. On average
 {d["in_flight_mean"]} requests were in the server at once, with {WORKERS} sync workers to answer them
-(`scripts/run.sh`): {"the workers were saturated, so most of each latency is the wait for a free worker; each request held one for about " + str(round(WORKERS / d["requests_per_s"] * 1000)) + " ms while using " + str(round(d["server_cpu_ms_per_request"] + d["postgres_cpu_ms_per_request"], 1)) + " ms of CPU: the rest is waiting for a CPU and for PostgreSQL's answers on a machine the other work keeps busy" if d["in_flight_mean"] > WORKERS else "the workers kept up"}.
+(`scripts/run.sh`): {"the workers were saturated, so most of each latency is the wait for a free worker; each request held one for about " + str(round(WORKERS / d["requests_per_s"] * 1000)) + " ms while using " + str(round(d["server_cpu_ms_per_request"] + d["postgres_cpu_ms_per_request"], 1)) + " ms of CPU" if d["in_flight_mean"] > WORKERS else "the workers kept up"}. Of each request's time in a
+worker, the worker was ready to run but waited for a CPU {d["server_runqueue_wait_ms_per_request"]} ms
+and PostgreSQL's backends {d["postgres_runqueue_wait_ms_per_request"]} ms (`/proc/PID/schedstat`, summed
+over the processes, per request): {_wait_verdict(d)}.
 """
