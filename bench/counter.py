@@ -1024,6 +1024,31 @@ async def _probe(base: str, day: Day, out: list[float]) -> None:
             await asyncio.sleep(0.25)
 
 
+PG_ACTIVITY = """
+SELECT state, coalesce(wait_event_type || ':' || wait_event, '') FROM pg_stat_activity
+WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND state <> 'idle'
+"""
+
+
+async def _pg_activity(day: Day, out: dict[str, int], samples: list[int]) -> None:
+    """What the app's PostgreSQL backends are doing, sampled 5 times a second (pg_stat_activity)."""
+    import psycopg
+
+    url = os.environ["MADOGUCHI_BENCH_ADMIN_DATABASE_URL"].replace("+psycopg", "")
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    try:
+        while not day.over():
+            cur = await conn.execute(PG_ACTIVITY)
+            for state, wait in await cur.fetchall():
+                key = f"{state} {wait}".strip()
+                out[key] = out.get(key, 0) + 1
+            samples[0] += 1
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 async def _loop_lag(day: Day, out: list[float]) -> None:
     """How late the client's event loop wakes (its own delay shows up in every latency it measures)."""
     while not day.over():
@@ -1036,7 +1061,7 @@ async def _simulate(
     app: Server, bare: Server, logins: dict[str, list[str]], tokens: dict[str, str], people: list[Person], *,
     visitors: int, compression: float, hours: float, counters: dict[str, int], departments: dict[str, int],
     seed: int,
-) -> tuple[Recorder, Day, dict[str, list[float]], dict[str, float]]:  # fmt: skip
+) -> tuple[Recorder, Day, dict[str, Any], dict[str, float]]:  # fmt: skip
     """The day; returns the recorder, the day, the loop lag and bare probe (ms) and the CPU meter."""
     base = app.base
     rec = Recorder()
@@ -1067,9 +1092,12 @@ async def _simulate(
     arrivals = _arrivals(visitors, day.seconds, rng)
     lag: list[float] = []
     probe: list[float] = []
+    activity: dict[str, int] = {}
+    samples = [0]
     meter = Meter(app, _postgres_pid()).__enter__()  # the day only: sign-in and warm-up left out
     tasks = [
         _probe(bare.base, day, probe),
+        _pg_activity(day, activity, samples),
         _reception(browsers[logins["reception"][0]], day, plans, arrivals),
         _every(browsers[logins["supervisor"][0]], day, "supervisor", f"/{TENANT}/supervisor", 30.0),
         _every(display, day, "display", f"/{TENANT}/display", 5.0),
@@ -1090,7 +1118,8 @@ async def _simulate(
     for browser in [*browsers.values(), display]:
         await browser.close()
     await agent.aclose()
-    return rec, day, {"lag": lag, "probe": probe}, cpu
+    activity_mean = {k: v / max(samples[0], 1) for k, v in sorted(activity.items(), key=lambda kv: -kv[1])}
+    return rec, day, {"lag": lag, "probe": probe, "pg_activity": activity_mean}, cpu
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -1103,9 +1132,7 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def _day_figures(
-    rec: Recorder, day: Day, extra: dict[str, list[float]], meter: dict[str, float]
-) -> dict[str, Any]:
+def _day_figures(rec: Recorder, day: Day, extra: dict[str, Any], meter: dict[str, float]) -> dict[str, Any]:
     by_screen: dict[str, list[float]] = {}
     for s in rec.samples:
         by_screen.setdefault(s.screen, []).append(s.ms)
@@ -1132,6 +1159,8 @@ def _day_figures(
         "procedures_done": day.done,
         "client_loop_lag_p99_ms": round(percentile(extra["lag"], 0.99), 1) if extra["lag"] else None,
         "bare_probe": _summary(extra["probe"]) if extra["probe"] else None,
+        # Mean number of the app's PostgreSQL backends in each state (and wait event), sampled 5×/s.
+        "pg_activity": {k: round(v, 3) for k, v in extra["pg_activity"].items()},
         "server_cpu_ms_per_request": round(meter["server_cpu_s"] / len(everything) * 1000, 2),
         "postgres_cpu_ms_per_request": round(meter["postgres_cpu_s"] / len(everything) * 1000, 2),
         # Time the app's workers and PostgreSQL's backends were ready to run but waited for a CPU.
@@ -1261,7 +1290,7 @@ def _wait_verdict(d: dict[str, Any]) -> str:
     if cpu + waited >= 0.6 * held:
         return (
             f"CPU and the wait for a CPU make {cpu + waited:.0f} of the {held:.0f} ms a request held a worker, so"
-            " the CPU the other work takes is what the latency is made of"
+            " most of the latency is CPU: the app's own and the wait for what the other work leaves"
         )
     return (
         f"CPU and the wait for a CPU make only {cpu + waited:.0f} of the {held:.0f} ms a request held a worker;"
@@ -1365,5 +1394,7 @@ woke at most {d["client_loop_lag_p99_ms"]} ms late (p99). Machine: {d["machine_b
 (`scripts/run.sh`): {"the workers were saturated, so most of each latency is the wait for a free worker; each request held one for about " + str(round(WORKERS / d["requests_per_s"] * 1000)) + " ms while using " + str(round(d["server_cpu_ms_per_request"] + d["postgres_cpu_ms_per_request"], 1)) + " ms of CPU" if d["in_flight_mean"] > WORKERS else "the workers kept up"}. Of each request's time in a
 worker, the worker was ready to run but waited for a CPU {d["server_runqueue_wait_ms_per_request"]} ms
 and PostgreSQL's backends {d["postgres_runqueue_wait_ms_per_request"]} ms (`/proc/PID/schedstat`, summed
-over the processes, per request): {_wait_verdict(d)}.
+over the processes, per request): {_wait_verdict(d)}. The app's PostgreSQL backends, sampled 5 times
+a second (`pg_stat_activity`; mean number of backends in each state, wait event after the state):
+{"; ".join(f"{k or 'active'} {v}" for k, v in list(d["pg_activity"].items())[:6]) or "none"}.
 """
