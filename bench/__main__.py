@@ -17,6 +17,7 @@ BENCHMARKS = [
     "audit",
     "observability",
     "reports",
+    "counter",
 ]
 
 

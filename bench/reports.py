@@ -85,7 +85,7 @@ def run(quick: bool = False) -> None:
         if quick
         else ""
     )
-    md = f"""## Monthly reports (issue 9)
+    md = f"""## Monthly reports (issue 8)
 
 `reports monthly` for {MONTH}: the Digital Agency's report (one row per municipality) plus one
 report per municipality, each as PDF (WeasyPrint, one matplotlib chart), JSON and CSV, written to

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.audit import Actor
+from app.audit.models import AuditEntry
 from app.audit.service import actor_var
 from app.counter import cards, preapply
 from app.counter.models import Case, CaseProcedure, Ticket
@@ -149,6 +150,33 @@ def test_a_visit_from_ticket_to_department_completion(app: Flask, family: int) -
     assert "本日の平均待ち時間" in supervisor
 
 
+def test_every_look_at_the_case_screen_is_in_the_operation_log(app: Flask, family: int) -> None:
+    """Opening the case shows the household and the guidance, and both reads are logged for the resident."""
+    client = clerk(app)
+    case_id = open_case_from_ticket(client)
+    case_page = f"/{TENANT}/cases/{case_id}"
+    post(client, f"{case_page}/identify", case_page, by="search", resident_id=str(family),
+         version=case_version(case_id))  # fmt: skip
+    post(client, f"{case_page}/events", case_page, events="tenkyo", event_date="2026-11-20",
+         version=case_version(case_id))  # fmt: skip
+    with tenant_session(TENANT) as session:
+        before = session.scalar(select(func.max(AuditEntry.seq))) or 0
+    page = client.get(case_page).get_data(as_text=True)
+    assert "御坊\u3000花子" in page  # the household
+    assert "必要な手続き" in page  # the guidance
+    assert 'name="procedure"' in page
+    with tenant_session(TENANT) as session:
+        logged = session.execute(
+            select(AuditEntry.action, AuditEntry.subject_type, AuditEntry.subject_id, AuditEntry.purpose)
+            .where(AuditEntry.seq > before)
+            .order_by(AuditEntry.seq)
+        ).all()
+    assert [tuple(row) for row in logged] == [
+        ("resident.view", "resident", str(family), f"案件{case_id}"),
+        ("guidance.determined", "resident", str(family), None),
+    ]
+
+
 def test_two_clerks_on_one_case_never_overwrite_each_other(app: Flask, family: int) -> None:
     first, second = clerk(app), clerk(app)
     case_id = open_case_from_ticket(first)
@@ -246,6 +274,66 @@ def test_paused_case_is_found_and_resumed(app: Flask, family: int) -> None:
     assert f"/cases/{case_id}" in found
     page = post(client, f"{case_page}/status", case_page, action="resume", version=case_version(case_id))
     assert "対応中" in page
+
+
+def test_queue_shows_waiting_work_and_only_todays_finished_work(app: Flask, committed: object) -> None:
+    import datetime as dt
+
+    from app.counter.service import handling_figures, service_day
+    from app.dates import JST
+
+    midnight = dt.datetime.combine(service_day(), dt.time(), JST)
+    with tenant_session(TENANT) as session:
+        case = Case(office_id="shiyakusho", created_by="t", updated_by="t", events=[], answers={},
+                    status="handed_over", visitor_name="御坊\u3000一郎")  # fmt: skip
+        session.add(case)
+        session.flush()
+        for procedure_id, name, status, done_at in [
+            ("a", "昨日済んだ手続き", "done", midnight - dt.timedelta(minutes=1)),
+            ("b", "今日済んだ手続き", "done", midnight + dt.timedelta(seconds=1)),
+            ("c", "待っている手続き", "handed_over", None),
+        ]:
+            session.add(CaseProcedure(case_id=case.id, procedure_id=procedure_id, name=name, department="市民課",
+                                      status=status, handed_over_at=midnight - dt.timedelta(hours=2),
+                                      done_at=done_at))  # fmt: skip
+        session.commit()
+        figures = {f.department: f for f in handling_figures(session)}
+        assert (figures["市民課"].waiting, figures["市民課"].done_today) == (1, 1)
+    page = clerk(app, groups=("担当課職員",)).get(f"/{TENANT}/queues/市民課").get_data(as_text=True)
+    assert "待っている手続き" in page
+    assert "今日済んだ手続き" in page
+    assert "昨日済んだ手続き" not in page
+    assert "すべて表示する" not in page
+
+
+def test_queue_shows_the_latest_finished_work_and_all_on_request(app: Flask, committed: object) -> None:
+    import datetime as dt
+
+    from app.counter.service import now
+    from app.web.counter import QUEUE_DONE_SHOWN
+
+    with tenant_session(TENANT) as session:
+        case = Case(office_id="shiyakusho", created_by="t", updated_by="t", events=[], answers={},
+                    status="handed_over", visitor_name="御坊\u3000一郎")  # fmt: skip
+        session.add(case)
+        session.flush()
+        finished = QUEUE_DONE_SHOWN + 3
+        for i in range(finished):
+            session.add(CaseProcedure(case_id=case.id, procedure_id=f"p{i}", name=f"済{i:02d}番", department="税務課",
+                                      status="done", handed_over_at=now() - dt.timedelta(hours=1),
+                                      done_at=now() - dt.timedelta(seconds=finished - i)))  # fmt: skip
+        session.add(CaseProcedure(case_id=case.id, procedure_id="open", name="待っている手続き", department="税務課",
+                                  status="handed_over", handed_over_at=now() - dt.timedelta(hours=2)))  # fmt: skip
+        session.commit()
+    department = clerk(app, groups=("担当課職員",))
+    page = department.get(f"/{TENANT}/queues/税務課").get_data(as_text=True)
+    assert "待っている手続き" in page
+    shown = sorted(int(n) for n in re.findall(r"済(\d\d)番", page))
+    assert shown == list(range(3, finished))  # the newest ones
+    assert f"本日完了した{finished}件のうち、新しい{QUEUE_DONE_SHOWN}件を表示しています" in page
+    page = department.get(f"/{TENANT}/queues/税務課?done=all").get_data(as_text=True)
+    assert len(re.findall(r"済(\d\d)番", page)) == finished
+    assert "すべて表示する" not in page
 
 
 def test_other_tenants_cannot_reach_cases_queues_or_tickets(app: Flask, family: int) -> None:

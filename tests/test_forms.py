@@ -25,9 +25,18 @@ from sqlalchemy import func, select
 from app.audit import Actor
 from app.forms.backlink import export, safe_cell
 from app.forms.fill import Person
-from app.forms.models import Application, Delivery, ExportBatch
+from app.forms.models import Application, Delivery, ExportBatch, FormVersion
 from app.forms.render import check_template
-from app.forms.service import FormInputError, accept, print_form, request_certificate, submit
+from app.forms.service import (
+    FormInputError,
+    accept,
+    active_form,
+    form_names,
+    list_forms,
+    print_form,
+    request_certificate,
+    submit,
+)
 from app.linkage.config import OutboundTarget
 from app.tenancy.loader import TenantConfigError, load_tenant
 from tests.conftest import ROOT, login, make_staff, tenant_session
@@ -95,6 +104,36 @@ def test_template_errors_are_refused_with_their_line(form_tenant: Path, tmp_path
     assert any(
         "katagaki_box/template.html" in str(i) and "項目「address」" in str(i) for i in info.value.issues
     )
+
+
+def test_the_version_in_force_is_listed_once_per_form(clean: None) -> None:
+    """list_forms and form_names (one query each) pick what active_form picks: the approved version
+    with the latest effective date on the day, never a draft or a future version."""
+    import datetime as dt
+
+    day = dt.date(2026, 11, 20)
+    with tenant_session(TENANT) as session:
+        base = session.scalars(select(FormVersion).where(FormVersion.form_id == "juumin_idou")).first()
+        assert base is not None
+
+        def version(name: str, effective: str, status: str = "approved") -> None:
+            definition = {**base.definition, "name": name, "version": name, "effective_from": effective}
+            session.add(FormVersion(form_id="juumin_idou", version=name, effective_from=dt.date.fromisoformat(effective),
+                                    definition=definition, template=base.template, content_hash=uuid.uuid4().hex,
+                                    status=status, origin="admin", created_by="test"))  # fmt: skip
+
+        version("令和8年11月版", "2026-11-01")
+        version("令和9年版", "2027-01-01")  # not yet in force
+        version("下書き", "2026-11-10", status="draft")
+        session.flush()
+        listed = [f for f in list_forms(session, day) if f.definition.id == "juumin_idou"]
+        assert [f.definition.name for f in listed] == ["令和8年11月版"]
+        assert listed[0].row_id == active_form(session, "juumin_idou", day).row_id
+        names = form_names(session, day)
+        assert names["juumin_idou"] == "令和8年11月版"
+        assert set(names) == {f.definition.id for f in list_forms(session, day)}
+        assert list(names) == sorted(names)
+        session.rollback()
 
 
 def test_corrections_and_validation_per_field(clean: None) -> None:

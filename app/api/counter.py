@@ -140,7 +140,7 @@ def case_screen(case: Case) -> dict[str, Any]:
     db = tenant_db()
     visitor, household = None, []
     if case.resident_id is not None:
-        shown = residents.view(db, case.resident_id, purpose=f"案件{case.id}")
+        shown = residents.view(db, case.resident_id, purpose=f"案件{case.id}", details=False)
         if shown is not None:
             visitor = _person(residents.summary(shown.resident))
             household = [_person(residents.summary(m)) for m in shown.members]

@@ -99,6 +99,7 @@ class CaseProcedure(TenantBase):
         ),
         UniqueConstraint("case_id", "procedure_id", "member_key"),
         Index(None, "department", "status", "handed_over_at"),
+        Index(None, "status", "done_at"),  # what was finished today (queues, handling figures)
         Index(None, "case_id"),
     )
 

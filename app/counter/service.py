@@ -405,27 +405,52 @@ class QueueItem:
     waiting_minutes: int
 
 
-def department_queue(
-    session: Session, department: str, *, include_done_today: bool = False
-) -> list[QueueItem]:
-    """A department's work: procedures handed to it, oldest first."""
-    statuses = ["handed_over", "in_progress"] + (["done"] if include_done_today else [])
+def department_queue(session: Session, department: str) -> list[QueueItem]:
+    """A department's open work: procedures handed to it and not finished, oldest first."""
     rows = session.execute(
         select(CaseProcedure, Case)
         .join(Case, Case.id == CaseProcedure.case_id)
-        .where(CaseProcedure.department == department, CaseProcedure.status.in_(statuses))
+        .where(
+            CaseProcedure.department == department, CaseProcedure.status.in_(("handed_over", "in_progress"))
+        )
         .order_by(CaseProcedure.handed_over_at, CaseProcedure.id)
     ).all()
     at = now()
     out = []
     for procedure, case in rows:
-        if procedure.status == "done" and (
-            procedure.done_at is None or service_day(procedure.done_at) != service_day()
-        ):
-            continue
         since = procedure.handed_over_at or case.created_at
         out.append(QueueItem(procedure, case, int((at - since).total_seconds() // 60)))
     return out
+
+
+def finished_today(
+    session: Session, department: str, limit: int | None = None
+) -> tuple[list[QueueItem], int]:
+    """What the department finished today, newest first (at most ``limit``), and how many in all.
+
+    The queue page shows the latest few: by evening a busy department has finished hundreds, and the
+    page is reloaded all day (every 30 seconds on each clerk's screen).
+    """
+    start = dt.datetime.combine(service_day(), dt.time(), JST)
+    query = (
+        select(CaseProcedure, Case, func.count().over())
+        .join(Case, Case.id == CaseProcedure.case_id)
+        .where(
+            CaseProcedure.department == department,
+            CaseProcedure.status == "done",
+            CaseProcedure.done_at >= start,
+        )
+        .order_by(CaseProcedure.done_at.desc(), CaseProcedure.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    rows = session.execute(query).all()
+    at = now()
+    items = [
+        QueueItem(p, c, int((at - (p.handed_over_at or c.created_at)).total_seconds() // 60))
+        for p, c, _ in rows
+    ]
+    return items, rows[0][2] if rows else 0
 
 
 def departments(session: Session) -> list[str]:

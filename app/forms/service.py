@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from app import storage
@@ -49,19 +50,19 @@ class ActiveForm:
     template: str | None
 
 
+def _in_force(as_of: dt.date) -> Select[FormVersion]:
+    """Each form's approved version in force on ``as_of`` (latest effective date, then latest stored)."""
+    return (
+        select(FormVersion)
+        .where(FormVersion.status == "approved", FormVersion.effective_from <= as_of)
+        .order_by(FormVersion.form_id, FormVersion.effective_from.desc(), FormVersion.id.desc())
+    )
+
+
 def active_form(session: Session, form_id: str, as_of: dt.date | None = None) -> ActiveForm:
     """The approved version of ``form_id`` in force on ``as_of`` (latest effective date wins)."""
     as_of = as_of or dt.datetime.now(JST).date()
-    row = session.scalars(
-        select(FormVersion)
-        .where(
-            FormVersion.form_id == form_id,
-            FormVersion.status == "approved",
-            FormVersion.effective_from <= as_of,
-        )
-        .order_by(FormVersion.effective_from.desc(), FormVersion.id.desc())
-        .limit(1)
-    ).first()
+    row = session.scalars(_in_force(as_of).where(FormVersion.form_id == form_id).limit(1)).first()
     if row is None:
         raise FormInputError(
             "form_id", f"様式「{form_id}」はありません（または {as_of.isoformat()} に使える版がありません）"
@@ -70,15 +71,23 @@ def active_form(session: Session, form_id: str, as_of: dt.date | None = None) ->
 
 
 def list_forms(session: Session, as_of: dt.date | None = None) -> list[ActiveForm]:
+    """Every form with a version in force, by id (one query; forms with only future or draft
+    versions are left out)."""
     as_of = as_of or dt.datetime.now(JST).date()
-    ids = session.scalars(select(FormVersion.form_id).distinct().order_by(FormVersion.form_id))
-    out = []
-    for form_id in ids:
-        try:
-            out.append(active_form(session, form_id, as_of))
-        except FormInputError:
-            continue  # only future or draft versions exist
-    return out
+    rows = session.scalars(_in_force(as_of).ext(distinct_on(FormVersion.form_id)))
+    return [ActiveForm(row.id, FormDefinition.model_validate(row.definition), row.template) for row in rows]
+
+
+def form_names(session: Session, as_of: dt.date | None = None) -> dict[str, str]:
+    """Form id → name of the version in force, for links and lists: one query, no definition parsed
+    (the case screen shows them on every load)."""
+    as_of = as_of or dt.datetime.now(JST).date()
+    query = (
+        _in_force(as_of)
+        .ext(distinct_on(FormVersion.form_id))
+        .with_only_columns(FormVersion.form_id, FormVersion.definition["name"].astext)
+    )
+    return {form_id: name for form_id, name in session.execute(query)}
 
 
 def _person(row: Resident) -> Person:

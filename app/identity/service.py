@@ -188,16 +188,20 @@ def group_names_of(session: Session, user_id: int) -> list[str]:
 
 
 def permissions_of(session: Session, user_id: int) -> frozenset[str] | None:
-    """The user's permissions through their groups; None if the account is missing or disabled."""
-    active = session.scalar(select(StaffUser.is_active).where(StaffUser.id == user_id))
-    if not active:
+    """The user's permissions through their groups; None if the account is missing or disabled.
+
+    One query (it runs on every request of a signed-in staff member).
+    """
+    rows = session.execute(
+        select(StaffUser.is_active, GroupPermission.permission)
+        .select_from(StaffUser)
+        .outerjoin(GroupMember, GroupMember.user_id == StaffUser.id)
+        .outerjoin(GroupPermission, GroupPermission.group_id == GroupMember.group_id)
+        .where(StaffUser.id == user_id)
+    ).all()
+    if not rows or not rows[0].is_active:
         return None
-    rows = session.scalars(
-        select(GroupPermission.permission)
-        .join(GroupMember, GroupMember.group_id == GroupPermission.group_id)
-        .where(GroupMember.user_id == user_id)
-    )
-    return frozenset(p for p in rows if p in PERMISSIONS)
+    return frozenset(p for _, p in rows if p in PERMISSIONS)
 
 
 def create_group(session: Session, name: str, description: str, permissions: Iterable[str]) -> StaffGroup:

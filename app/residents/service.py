@@ -133,8 +133,14 @@ class ResidentView:
     attributes: list[ResidentAttribute]
 
 
-def view(session: Session, resident_id: int, purpose: str | None = None) -> ResidentView | None:
-    """One resident with their household members (世帯) and attributes; None if no such resident."""
+def view(
+    session: Session, resident_id: int, purpose: str | None = None, *, details: bool = True
+) -> ResidentView | None:
+    """One resident with their household members (世帯) and attributes; None if no such resident.
+
+    ``details=False`` leaves out the household record and the attributes (the counter's case screen
+    shows the resident and the members only, on every load).
+    """
     resident = session.get(Resident, resident_id)
     if resident is None:
         return None
@@ -145,14 +151,16 @@ def view(session: Session, resident_id: int, purpose: str | None = None) -> Resi
             .order_by(Resident.household_order, Resident.id)
         )
     )
-    household = session.scalar(select(Household).where(Household.household_no == resident.household_no))
-    attributes = list(
-        session.scalars(
-            select(ResidentAttribute)
-            .where(ResidentAttribute.atena_no == resident.atena_no)
-            .order_by(ResidentAttribute.item, ResidentAttribute.start_date)
+    household, attributes = None, []
+    if details:
+        household = session.scalar(select(Household).where(Household.household_no == resident.household_no))
+        attributes = list(
+            session.scalars(
+                select(ResidentAttribute)
+                .where(ResidentAttribute.atena_no == resident.atena_no)
+                .order_by(ResidentAttribute.item, ResidentAttribute.start_date)
+            )
         )
-    )
     record(
         session,
         "resident.view",

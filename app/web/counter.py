@@ -140,35 +140,45 @@ def case_view(case_id: int) -> str:
     db, config = tenant_db(), tenant_config()
     case = _case_or_404(case_id)
     error = request.args.get("error")
-    guidance, guidance_error = None, None
-    try:
-        guidance = service.guidance_for(db, case)
-    except CounterError as exc:
-        guidance_error = str(exc)
-    try:
-        catalogue = active_catalogue(db, dt.datetime.now(JST).date(), case.catalogue_version_id)
-    except GuidanceInputError:
-        catalogue = None
-    search = None
-    query = SearchQuery(kana=request.args.get("kana", ""), name=request.args.get("name", ""),
-                        birth=request.args.get("birth", ""))  # fmt: skip
-    search_error = None
-    if query.criteria():
-        try:
-            result = residents.search(db, config, query, purpose=f"案件{case.id}の本人確認")
-            search = [residents.summary(r) for r in result.residents]
-        except SearchInputError as exc:
-            search_error = str(exc)
-    visitor, members = None, []
-    if case.resident_id is not None:
-        shown = residents.view(db, case.resident_id, purpose=f"案件{case.id}")
-        if shown is not None:
-            visitor = residents.summary(shown.resident)
-            members = [residents.summary(m) for m in shown.members]
     ticket = db.get(Ticket, case.ticket_id) if case.ticket_id else None
-    prefill = _prefill_from_read(db, case, request.args.get("from_read", type=int))
     applications = forms.applications_of_case(db, str(case.id))
-    form_names = {f.definition.id: f.definition.name for f in forms.list_forms(db)}
+    form_names = forms.form_names(db)
+    procedures = service.procedures_of(db, case.id)
+    # The reads that are audited come last and flush their entries together at the commit: appending
+    # to the audit chain takes the tenant's lock until the commit, so it is not held across the
+    # page's other queries while every other audited request of the city waits.
+    with db.no_autoflush:
+        visitor, members = None, []
+        if case.resident_id is not None:
+            # First: the guidance below finds the resident already loaded (one round trip fewer).
+            shown = residents.view(db, case.resident_id, purpose=f"案件{case.id}", details=False)
+            if shown is not None:
+                visitor = residents.summary(shown.resident)
+                members = [residents.summary(m) for m in shown.members]
+        guidance, guidance_error = None, None
+        try:
+            guidance = service.guidance_for(db, case)
+        except CounterError as exc:
+            guidance_error = str(exc)
+        try:
+            catalogue = (
+                guidance.results[0].catalogue  # the version the guidance just used (no second lookup)
+                if guidance is not None and guidance.results
+                else active_catalogue(db, dt.datetime.now(JST).date(), case.catalogue_version_id)
+            )
+        except GuidanceInputError:
+            catalogue = None
+        search = None
+        query = SearchQuery(kana=request.args.get("kana", ""), name=request.args.get("name", ""),
+                            birth=request.args.get("birth", ""))  # fmt: skip
+        search_error = None
+        if query.criteria():
+            try:
+                result = residents.search(db, config, query, purpose=f"案件{case.id}の本人確認")
+                search = [residents.summary(r) for r in result.residents]
+            except SearchInputError as exc:
+                search_error = str(exc)
+        prefill = _prefill_from_read(db, case, request.args.get("from_read", type=int))
     db.commit()
     return render_template(
         "counter/case.html",
@@ -181,7 +191,7 @@ def case_view(case_id: int) -> str:
         catalogue=catalogue,
         events=[(e.code, e.name) for e in catalogue.compiled.catalogue.events] if catalogue else [],
         event_names=EVENT_NAMES,
-        procedures=service.procedures_of(db, case.id),
+        procedures=procedures,
         applications=applications,
         form_names=form_names,
         query=query,
@@ -436,11 +446,17 @@ def queue(department: str) -> str | Response:
         else:
             db.commit()
             return redirect(url_for("web.queue", department=department))  # type: ignore[return-value]
-    items = service.department_queue(db, department, include_done_today=True)
+    all_done = request.args.get("done") == "all"
+    done, done_count = service.finished_today(db, department, limit=None if all_done else QUEUE_DONE_SHOWN)
+    items = sorted(service.department_queue(db, department) + done,
+                   key=lambda i: (i.procedure.handed_over_at or i.case.created_at, i.procedure.id))  # fmt: skip
     names = service.visitor_names(db, [i.case for i in items])
     db.commit()
     return render_template("counter/queue.html", department=department, items=items, names=names, error=error,
-                           procedure_labels=PROCEDURE_LABELS)  # fmt: skip
+                           procedure_labels=PROCEDURE_LABELS, done_shown=len(done), done_count=done_count)  # fmt: skip
+
+
+QUEUE_DONE_SHOWN = 20  # finished today, newest first; ?done=all shows every one
 
 
 @tenant_web.route("/cases")

@@ -167,7 +167,7 @@ def applications() -> str:
         rows=rows,
         status=status,
         status_labels=STATUS_LABELS,
-        names={f.definition.id: f.definition.name for f in service.list_forms(tenant_db())},
+        names=service.form_names(tenant_db()),
     )
 
 

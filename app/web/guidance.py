@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, abort, render_template, request
 
 from app.dates import JST
-from app.forms.service import list_forms
+from app.forms.service import form_names
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.formdata import answers_from_form
 from app.guidance.rules import SUBJECT_QUESTION
@@ -65,7 +65,7 @@ def resident_guidance(resident_id: int) -> str | Response:
         event_date=event_date_text,
         answers=answers,
         result=result.determination if result else None,
-        form_names={f.definition.id: f.definition.name for f in list_forms(db)} if result else {},
+        form_names=form_names(db) if result else {},
         form_answers={f"q_{k}": v for k, v in answers.items()},
         error=error,
         error_field=error_field,
