@@ -16,8 +16,8 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    column,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -42,7 +42,7 @@ class ImportBatch(TenantBase):
             "kind",
             "content_sha256",
             unique=True,
-            postgresql_where=text("status = 'applied'"),
+            postgresql_where=column("status") == "applied",
         ),
         Index(None, "created_at"),
     )
