@@ -98,10 +98,8 @@ def _start_request() -> None:
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-    # Context variables outlive a request in the same thread: reset everything a request sets.
+    _clear_request_context()  # whatever ran last in this thread (a job, a CLI command) leaves nothing
     request_id_var.set(g.request_id)
-    tenant_var.set(None)
-    actor_var.set(None)
 
 
 def _clear_request_context(_error: BaseException | None = None) -> None:
