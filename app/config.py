@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     metrics_snapshot_seconds: float = Field(
         default=60.0, description="how old the database-derived figures on /metrics may get"
     )
+    metrics_cold_wait_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        description="how long a scrape waits for the first snapshot before answering without it",
+    )
     git_commit: str | None = Field(default=None, description="set by the build; else read from git once")
     alertmanager_webhook_token_ref: str = Field(
         default="env:MADOGUCHI_ALERTMANAGER_WEBHOOK_TOKEN",

@@ -45,6 +45,8 @@ def _load_services_env() -> None:
     os.environ["MADOGUCHI_REDIS_URL"] = os.environ["MADOGUCHI_TEST_REDIS_URL"]
     os.environ["MADOGUCHI_ENV"] = "test"
     os.environ["MADOGUCHI_TENANT_CACHE_SECONDS"] = "0"
+    # Scrapes wait for the first metrics snapshot (tests expect the figures; see test_metrics).
+    os.environ.setdefault("MADOGUCHI_METRICS_COLD_WAIT_SECONDS", "600")
     os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")
     os.environ["MADOGUCHI_TENANTS_DIR"] = str(ROOT / "tenants")
     os.environ["MADOGUCHI_DOCUMENTS_BUCKET"] = "madoguchi-test-documents"

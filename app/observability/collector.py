@@ -147,11 +147,17 @@ class AppCollector(Collector):
         took = GaugeMetricFamily(
             "madoguchi_metrics_snapshot_duration_seconds", "Time the last database snapshot took"
         )
+        ready = GaugeMetricFamily(
+            "madoguchi_metrics_snapshot_ready",
+            "1 when this scrape carries the database-derived figures, 0 while the first snapshot is computed",
+        )
+        ready.add_metric([], 0 if snap is None else 1)
         if snap is not None:
             age.add_metric([], max(0.0, now - snap.computed_at))
             took.add_metric([], snap.seconds)
         yield age
         yield took
+        yield ready
 
     def _queue(self) -> Iterator[Metric]:
         from rq import Queue, Worker

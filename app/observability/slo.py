@@ -337,7 +337,9 @@ def alert_rules() -> list[dict[str, Any]]:
     rules.append(
         {
             "alert": "MadoguchiMetricsSnapshotStale",
-            "expr": "madoguchi_metrics_snapshot_age_seconds > 900",
+            # Also when no snapshot has come at all for 15 minutes (age is absent then).
+            "expr": "madoguchi_metrics_snapshot_age_seconds > 900"
+            " or max_over_time(madoguchi_metrics_snapshot_ready[15m]) == 0",
             "for": "5m",
             "labels": {"severity": "ticket"},
             "annotations": {

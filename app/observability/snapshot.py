@@ -6,7 +6,10 @@ wrong (forked job processes lose their counters; a unique user is not a per-proc
 snapshot is computed from the database — one short transaction per tenant, under the tenant's own
 role — and kept in Redis for ``metrics_snapshot_seconds``, shared by every worker process. A scrape
 never waits for a refresh once a snapshot exists: a stale one is served while one process refreshes
-it in a background thread (a Redis lock picks the process).
+it in a background thread (a Redis lock picks the process). With no snapshot at all (a fresh
+process and an empty Redis), the scrape waits ``metrics_cold_wait_seconds`` for the first one and
+otherwise answers without the database figures: with ~1,700 tenants the first snapshot takes longer
+than Prometheus's scrape timeout, and a timed-out scrape would lose the request metrics too.
 
 Calendar windows: the override windows are exported *ahead of time* as start/end timestamps (see
 docs/adr/0006-sla-rules.md). The SLA rules hold them with ``last_over_time(...[3d])``, so an app
@@ -199,16 +202,18 @@ def refresh() -> Snapshot:
     return snapshot
 
 
-def _refresh_in_background() -> None:
+def _refresh_in_background() -> threading.Event | None:
+    """Start a refresh unless one runs already (here or in another process); its end is signalled."""
     if not _refreshing.acquire(blocking=False):
-        return
+        return None
     try:
         ttl = get_settings().metrics_snapshot_seconds
         if not get_redis().set(LOCK_KEY, "1", nx=True, ex=max(5, int(ttl * 5))):
             _refreshing.release()
-            return
+            return None
     except RedisError:
         pass  # no Redis: every process refreshes for itself
+    finished = threading.Event()
 
     def run() -> None:
         try:
@@ -219,35 +224,48 @@ def _refresh_in_background() -> None:
             with contextlib.suppress(RedisError):
                 get_redis().delete(LOCK_KEY)
             _refreshing.release()
+            finished.set()
 
     threading.Thread(target=run, name="metrics-snapshot", daemon=True).start()
+    return finished
+
+
+def _shared() -> Snapshot | None:
+    try:
+        raw = get_redis().get(REDIS_KEY)
+        return None if raw is None else Snapshot.from_json(raw)
+    except (RedisError, ValueError, KeyError, TypeError) as exc:
+        log.warning("metrics snapshot not read from Redis: %s", type(exc).__name__)
+        return None
 
 
 def current() -> Snapshot | None:
-    """The freshest snapshot at hand; computed in the caller only when none exists at all."""
+    """The freshest snapshot at hand, or None while the very first one is still being computed."""
     global _local
     ttl = get_settings().metrics_snapshot_seconds
     now = time.time()
     if _local is not None and now - _local.computed_at < ttl:
         return _local
-    shared: Snapshot | None = None
-    try:
-        raw = get_redis().get(REDIS_KEY)
-        if raw is not None:
-            shared = Snapshot.from_json(raw)
-    except (RedisError, ValueError, KeyError, TypeError) as exc:
-        log.warning("metrics snapshot not read from Redis: %s", type(exc).__name__)
+    shared = _shared()
     best = max((s for s in (_local, shared) if s is not None), key=lambda s: s.computed_at, default=None)
     if best is not None:
         _local = best
         if now - best.computed_at >= ttl:
             _refresh_in_background()
         return best
-    try:
-        return refresh()
-    except Exception:
-        log.exception("metrics snapshot could not be computed")
-        return None
+    wait = get_settings().metrics_cold_wait_seconds
+    finished = _refresh_in_background()
+    if finished is not None:
+        return _local if finished.wait(wait) else None
+    # Another thread or process computes it: take its result from Redis if it comes in time.
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        shared = _shared()
+        if shared is not None:
+            _local = shared
+            return shared
+    return None  # the next scrape gets it
 
 
 def forget_local() -> None:
