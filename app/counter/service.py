@@ -24,7 +24,7 @@ from app.forms.service import FormInputError, subject_for_household, subject_for
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.engine import Entry
 from app.guidance.rules import SUBJECT_QUESTION
-from app.guidance.service import MEMBER_KEYS, GuidanceInputError, GuidanceResult, guide
+from app.guidance.service import MEMBER_KEYS, GuidanceInputError, GuidanceResult, guide, members_of_resident
 from app.residents.models import Resident
 from app.tenancy.config import TenantConfig
 
@@ -293,12 +293,25 @@ class CaseGuidance:
     catalogue_version_id: int | None
 
 
-def guidance_for(session: Session, case: Case, purpose: str | None = None) -> CaseGuidance | None:
+def guidance_for(
+    session: Session, case: Case, purpose: str | None = None, household: list[Resident] | None = None
+) -> CaseGuidance | None:
+    """The guidance for the case's events (each determination audited).
+
+    ``household``: the living members of the identified resident's household, when the caller has
+    just read them in this session (the case screen shows them); the household and its attributes
+    are then read once for all the case's events, not once per event.
+    """
     if not case.events or (case.resident_id is None and not case.household):
         return None
+    members = None
     results = []
     for event in case.events:
         try:
+            if case.resident_id is not None and members is None:
+                members = members_of_resident(
+                    session, case.resident_id, case.event_date or dt.datetime.now(JST).date(), household
+                )
             results.append(
                 guide(
                     session,
@@ -311,6 +324,7 @@ def guidance_for(session: Session, case: Case, purpose: str | None = None) -> Ca
                     answers=case.answers,
                     catalogue_version=case.catalogue_version_id,
                     purpose=purpose,
+                    members=members,
                 )
             )
         except GuidanceInputError as exc:
