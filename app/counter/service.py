@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.audit import record
@@ -415,8 +415,13 @@ def procedures_of(session: Session, case_id: int) -> list[CaseProcedure]:
 @dataclass
 class QueueItem:
     procedure: CaseProcedure
-    case: Case
+    case: Case  # only the columns of _QUEUE_CASE_COLUMNS are loaded
     waiting_minutes: int
+
+
+# What a queue row shows of its case (the queue pages are reloaded all day by every department
+# clerk): not the events, answers and household (JSONB) a case row also carries.
+_QUEUE_CASE_COLUMNS = load_only(Case.id, Case.visitor_name, Case.created_at)
 
 
 def department_queue(session: Session, department: str) -> list[QueueItem]:
@@ -424,6 +429,7 @@ def department_queue(session: Session, department: str) -> list[QueueItem]:
     rows = session.execute(
         select(CaseProcedure, Case)
         .join(Case, Case.id == CaseProcedure.case_id)
+        .options(_QUEUE_CASE_COLUMNS)
         .where(
             CaseProcedure.department == department, CaseProcedure.status.in_(("handed_over", "in_progress"))
         )
@@ -449,6 +455,7 @@ def finished_today(
     query = (
         select(CaseProcedure, Case, func.count().over())
         .join(Case, Case.id == CaseProcedure.case_id)
+        .options(_QUEUE_CASE_COLUMNS)
         .where(
             CaseProcedure.department == department,
             CaseProcedure.status == "done",
