@@ -56,7 +56,7 @@ OFFICE = "shiyakusho"
 SEED = 7
 AS_OF = dt.date(2026, 11, 1)
 PASSWORD = "bench-password-1234"  # noqa: S105 - benchmark accounts on the benchmark database
-WORKERS = 2  # scripts/run.sh: --workers ${MADOGUCHI_WORKERS:-2}
+WORKERS = int(os.environ.get("MADOGUCHI_WORKERS", "2"))  # scripts/run.sh: --workers ${MADOGUCHI_WORKERS:-2}
 # The worker class and threads come from the config module both scripts/run.sh and this bench use.
 WORKER_CLASS: str = gunicorn_conf.worker_class
 THREADS: int = gunicorn_conf.threads
@@ -330,6 +330,19 @@ class Server:
 
     def wait_seconds(self) -> float:
         return _tree_wait(self.proc.pid)
+
+    def worker_rss_mb(self) -> list[float]:
+        """Resident memory of each worker process (MB), from /proc/PID/status."""
+        out = []
+        for pid in _children(self.proc.pid):
+            with contextlib.suppress(OSError, ValueError, StopIteration):
+                status = Path(f"/proc/{pid}/status").read_text().splitlines()
+                out.append(
+                    round(
+                        int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) / 1024, 1
+                    )
+                )
+        return sorted(out)
 
 
 @contextlib.contextmanager
@@ -1275,6 +1288,7 @@ def run(quick: bool = False) -> None:
                           hours=6.0, counters=counters, departments=departments, seed=SEED)
             )  # fmt: skip
             figures = _day_figures(rec, day, extra, cpu)
+            figures["worker_rss_mb"] = app.worker_rss_mb()  # after the day: Gobo's configuration loaded
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     load_after = os.getloadavg()

@@ -20,8 +20,8 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
-worker_class = "gthread"
 threads = int(os.environ.get("MADOGUCHI_THREADS", "4"))
+worker_class = "gthread" if threads > 1 else "sync"  # MADOGUCHI_THREADS=1: the former sync workers
 # Seconds an idle keep-alive connection stays open. gthread keeps connections open (sync workers
 # closed each after one response); the default 2 s equals the card panel's polling interval, so a
 # poll raced the server closing its connection ("server disconnected without a response"). Longer
