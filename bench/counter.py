@@ -1320,6 +1320,12 @@ def _wait_verdict(d: dict[str, Any]) -> str:
             f"CPU and the wait for a CPU make {cpu + waited:.0f} of the {held:.0f} ms a request held a worker, so"
             " most of the latency is CPU: the app's own and the wait for what the other work leaves"
         )
+    if THREADS > 1:
+        return (
+            f"CPU and the wait for a CPU make only {cpu + waited:.0f} of the {held:.0f} ms a request held a thread;"
+            " the rest is waiting for PostgreSQL, Redis and locks, and for the other threads of its process (a"
+            " thread waiting for Python's interpreter lock sleeps, so the run-queue wait does not count it)"
+        )
     return (
         f"CPU and the wait for a CPU make only {cpu + waited:.0f} of the {held:.0f} ms a request held a worker;"
         " the rest is waiting on something else (locks, disk, network)"
