@@ -7,8 +7,8 @@ counter history (closed cases with their procedures done), so the queues and fig
 size they have after a season in service. Counter tables are emptied and the history re-inserted at
 every run; residents and staff accounts are made once and reused.
 
-1. Throughput: gunicorn as ``scripts/run.sh`` runs it (same config module, 2 sync workers, access
-   log on) serving the app and, on another port, a trivial Flask app (the baseline). A raw asyncio
+1. Throughput: gunicorn as ``scripts/run.sh`` runs it (same config module, so the same worker model:
+   2 gthread workers of ``MADOGUCHI_THREADS`` threads; access log on) serving the app and, on another port, a trivial Flask app (the baseline). A raw asyncio
    HTTP client (a request line and two headers per connection, nothing parsed but the status) keeps
    the client cheap; blocks of the baseline, the case screen and the card panel (the cheapest
    signed-in page) take turns, the order rotating every round, so the machine's drift hits all
@@ -48,6 +48,7 @@ from urllib.parse import quote
 
 import httpx
 
+from app.observability import gunicorn_conf
 from bench.common import ROOT, percentile, save
 
 TENANT = "gobo"
@@ -55,7 +56,19 @@ OFFICE = "shiyakusho"
 SEED = 7
 AS_OF = dt.date(2026, 11, 1)
 PASSWORD = "bench-password-1234"  # noqa: S105 - benchmark accounts on the benchmark database
-WORKERS = 2  # scripts/run.sh: --workers ${MADOGUCHI_WORKERS:-2}
+WORKERS = int(os.environ.get("MADOGUCHI_WORKERS", "2"))  # scripts/run.sh: --workers ${MADOGUCHI_WORKERS:-2}
+# The worker class and threads come from the config module both scripts/run.sh and this bench use.
+WORKER_CLASS: str = gunicorn_conf.worker_class
+THREADS: int = gunicorn_conf.threads
+SLOTS = WORKERS * THREADS  # requests the server works on at once
+# The last measurement before the worker model and the per-request cuts of this issue's second round
+# (bench/results/counter.json at f663dee, 2 sync workers, a quiet machine: others 0.06-0.09 CPU).
+BEFORE = {
+    "measured_at": "2026-11-21T06:28:53+00:00", "workers": "2 sync workers", "others_busy_cpus": 0.09,
+    "bare_rps": 2391.2, "case_rps": 123.0, "ratio": 0.051, "case_cpu_ms": (11.073, 2.77), "poll_rps": 359.8,
+    "poll_ratio": 0.15, "poll_cpu_ms": (4.016, 0.476), "day_p95_ms": 264.3, "day_cpu_ms": (10.1, 2.84),
+    "day_others_busy_cpus": 0.06,
+}  # fmt: skip
 HISTORY_DAYS = 90  # calendar days of counter history before today (weekdays only get visits)
 HISTORY_VISITS_PER_DAY = 300
 CONFLICT_TEXT = "他の職員が先に更新しました"
@@ -318,10 +331,23 @@ class Server:
     def wait_seconds(self) -> float:
         return _tree_wait(self.proc.pid)
 
+    def worker_rss_mb(self) -> list[float]:
+        """Resident memory of each worker process (MB), from /proc/PID/status."""
+        out = []
+        for pid in _children(self.proc.pid):
+            with contextlib.suppress(OSError, ValueError, StopIteration):
+                status = Path(f"/proc/{pid}/status").read_text().splitlines()
+                out.append(
+                    round(
+                        int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) / 1024, 1
+                    )
+                )
+        return sorted(out)
+
 
 @contextlib.contextmanager
 def _gunicorn(name: str, target: str, tmp: Path) -> Iterator[Server]:
-    """gunicorn with scripts/run.sh's settings (config module, 2 sync workers, access log)."""
+    """gunicorn with scripts/run.sh's settings (config module and its worker model, 2 workers, access log)."""
     port = _free_port()
     multiproc = tmp / f"multiproc-{name}"
     multiproc.mkdir()
@@ -469,7 +495,7 @@ async def _blast(port: int, request: bytes, seconds: float, concurrency: int) ->
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(request)
-                data = await reader.read(-1)  # sync workers close the connection after the response
+                data = await reader.read(-1)  # the server closes the connection after the response
                 writer.close()
             except OSError:
                 failed += 1
@@ -1262,11 +1288,13 @@ def run(quick: bool = False) -> None:
                           hours=6.0, counters=counters, departments=departments, seed=SEED)
             )  # fmt: skip
             figures = _day_figures(rec, day, extra, cpu)
+            figures["worker_rss_mb"] = app.worker_rss_mb()  # after the day: Gobo's configuration loaded
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     load_after = os.getloadavg()
     result = {
         "quick": quick,
+        "server": {"workers": WORKERS, "worker_class": WORKER_CLASS, "threads": THREADS},
         "residents": residents,
         "history": history,
         "throughput": throughput,
@@ -1282,15 +1310,21 @@ def run(quick: bool = False) -> None:
 
 
 def _wait_verdict(d: dict[str, Any]) -> str:
-    held = WORKERS / d["requests_per_s"] * 1000
+    held = SLOTS / d["requests_per_s"] * 1000
     cpu = d["server_cpu_ms_per_request"] + d["postgres_cpu_ms_per_request"]
     waited = d["server_runqueue_wait_ms_per_request"] + d["postgres_runqueue_wait_ms_per_request"]
-    if d["in_flight_mean"] <= WORKERS:
+    if d["in_flight_mean"] <= SLOTS:
         return "the workers were not saturated"
     if cpu + waited >= 0.6 * held:
         return (
             f"CPU and the wait for a CPU make {cpu + waited:.0f} of the {held:.0f} ms a request held a worker, so"
             " most of the latency is CPU: the app's own and the wait for what the other work leaves"
+        )
+    if THREADS > 1:
+        return (
+            f"CPU and the wait for a CPU make only {cpu + waited:.0f} of the {held:.0f} ms a request held a thread;"
+            " the rest is waiting for PostgreSQL, Redis and locks, and for the other threads of its process (a"
+            " thread waiting for Python's interpreter lock sleeps, so the run-queue wait does not count it)"
         )
     return (
         f"CPU and the wait for a CPU make only {cpu + waited:.0f} of the {held:.0f} ms a request held a worker;"
@@ -1323,12 +1357,18 @@ def _markdown(r: dict[str, Any]) -> str:
     )
     per_round = t["ratio_per_round"]
     demand = d["server_cpu_share"] + d["postgres_cpu_share"]
+    bare_cpu, poll_cpu, case_cpu = (
+        t[k]["server_cpu_ms_per_request"] + t[k]["postgres_cpu_ms_per_request"]
+        for k in ("bare", "poll", "case")
+    )
+    case_pg = f"{t['case']['postgres_cpu_ms_per_request']:.2f}"
     return f"""## The counter (issue 6)
 
 Gobo with its synthetic residents at city scale ({r["residents"]:,} people through the real importer)
 and {r["history"]["cases"]:,} closed cases ({r["history"]["case_procedures"]:,} procedures) of
-counter history; gunicorn as `scripts/run.sh` runs it ({WORKERS} sync workers, the same config module,
-access log on), the bare Flask app under the same command on another port, both started by the run.
+counter history; gunicorn as `scripts/run.sh` runs it (the same config module: {WORKERS} {WORKER_CLASS} workers of
+{THREADS} threads, access log on), the bare Flask app under the same command and settings on another port, both
+started by the run.
 Machine: {r["machine_cpus"]} CPUs **shared with other sessions' work** (load average
 {r["load_before"][0]} before the run, {r["load_after"][0]} after); the last column of each table says how
 many CPUs the others kept busy meanwhile. Absolute figures on this machine are therefore low and
@@ -1351,17 +1391,29 @@ from a raw asyncio client. Requests/s: all blocks together (slowest–fastest bl
 | card panel ÷ bare endpoint | {t["poll_ratio"]} (range {min(t["poll_ratio_per_round"])}–{max(t["poll_ratio_per_round"])}) | | |
 | the same in CPU (bare ÷ case, server + PostgreSQL CPU per request) | {t["cpu_ratio"]} | | |
 
-What the ratio is made of: the bare endpoint costs {t["bare"]["server_cpu_ms_per_request"]} ms of CPU
-a request. Before a signed-in page does anything of its own it has loaded the session, opened the
-tenant's transaction (search path, role), read the account's permissions and written its access
-line: the card panel, one small query more, costs {t["poll"]["server_cpu_ms_per_request"]} +
-{t["poll"]["postgres_cpu_ms_per_request"]} ms and reaches {t["poll_ratio"]} of the baseline. The case
-screen ({t["case"]["server_cpu_ms_per_request"]} + {t["case"]["postgres_cpu_ms_per_request"]} ms: 13
-statements, the guidance, the operation-log entries for its two reads of personal data, a 14 KB
-page) would have to cost about twice the bare endpoint to reach 0.5: less than signing in alone
-costs. Short of caching pages, which personal data rules out (every read is audited, every page
-`no-store`), this goal is out of reach for a signed-in screen on this stack (Flask, SQLAlchemy, sync
-workers); what can still be cut is the case screen's own share (queries, round trips).
+What the ratio is made of (CPU a request, server + PostgreSQL, measured in the blocks above): the bare
+endpoint {bare_cpu:.2f} ms; the card panel {poll_cpu:.2f} ms, {poll_cpu / bare_cpu:.0f} times the bare endpoint: a
+signed-in page has loaded the session (Redis), opened the tenant's transaction (search path, role and
+timeout), read the account's permissions (from the database on every request, so an account disabled or
+a group changed counts at the next request), loaded the case row, read the newest card read, rendered a
+fragment and written its access line; the case screen {case_cpu:.2f} ms ({case_pg} of it PostgreSQL): 11
+statements and the commit (session context, permissions, case, ticket, applications, form names,
+procedures, resident, household, attributes, one operation-log append for its two audited reads of
+personal data), the guidance for the household, a 14 KB page. At 0.5 the case screen could cost about
+{2 * bare_cpu:.1f} ms of CPU (twice the bare endpoint): {2 * bare_cpu / poll_cpu:.0%} of what signing in and one query
+cost on the card panel. Short of caching pages, which personal data rules out (every read is audited, every page
+`no-store`), the goal is out of reach for a signed-in, audited screen on this stack (Flask, SQLAlchemy,
+psycopg): **not met**, and it cannot be met by trimming; what was cut is the case screen's own share and the
+per-request permission read. Restating the goal against a signed-in baseline (the card panel) would make it
+a figure about the case screen itself: case ÷ card panel = {t["case"]["rps"] / t["poll"]["rps"]:.2f} in this run.
+
+Before this round ({BEFORE["workers"]}, a quiet machine, {BEFORE["measured_at"][:16]}Z): case screen
+{BEFORE["case_rps"]} req/s vs bare {BEFORE["bare_rps"]:,} = {BEFORE["ratio"]}; CPU a request case {BEFORE["case_cpu_ms"][0]} +
+{BEFORE["case_cpu_ms"][1]} ms, card panel {BEFORE["poll_cpu_ms"][0]} + {BEFORE["poll_cpu_ms"][1]} ms. Now: case
+{t["case"]["server_cpu_ms_per_request"]} + {t["case"]["postgres_cpu_ms_per_request"]} ms, card panel
+{t["poll"]["server_cpu_ms_per_request"]} + {t["poll"]["postgres_cpu_ms_per_request"]} ms (others kept {t["case"]["others_busy_cpus"]} CPUs
+busy during the case blocks against {BEFORE["others_busy_cpus"]} then; per-request CPU rises on a busy
+machine, since the cores' caches are shared).
 
 **A Gobo day**: {d["visitors"]} visitors over 6 service hours compressed {d["compression"]:.0f}×
 ({d["wall_s"]:.0f} s), {d["staff"]} staff signed in through the login form (reception, a supervisor,
@@ -1390,11 +1442,26 @@ CPU during the day: the app's workers {d["server_cpu_share"]} of a CPU
 woke at most {d["client_loop_lag_p99_ms"]} ms late (p99). Machine: {d["machine_busy_cpus"]} of
 {r["machine_cpus"]} CPUs busy, {d["others_busy_cpus"]} of them other sessions' work. The app needed
 {demand:.2f} CPU for this day; whether it got it is what the latencies above show. On average
-{d["in_flight_mean"]} requests were in the server at once, with {WORKERS} sync workers to answer them
-(`scripts/run.sh`): {"the workers were saturated, so most of each latency is the wait for a free worker; each request held one for about " + str(round(WORKERS / d["requests_per_s"] * 1000)) + " ms while using " + str(round(d["server_cpu_ms_per_request"] + d["postgres_cpu_ms_per_request"], 1)) + " ms of CPU" if d["in_flight_mean"] > WORKERS else "the workers kept up"}. Of each request's time in a
+{d["in_flight_mean"]} requests were in the server at once, with {WORKERS} {WORKER_CLASS} workers of {THREADS} threads
+({SLOTS} at once) to answer them (`scripts/run.sh`): {"all threads were busy, so part of each latency is the wait for a free thread; each request held one for about " + str(round(SLOTS / d["requests_per_s"] * 1000)) + " ms while using " + str(round(d["server_cpu_ms_per_request"] + d["postgres_cpu_ms_per_request"], 1)) + " ms of CPU" if d["in_flight_mean"] > SLOTS else "there were threads to spare"}. Of each request's time in a
 worker, the worker was ready to run but waited for a CPU {d["server_runqueue_wait_ms_per_request"]} ms
 and PostgreSQL's backends {d["postgres_runqueue_wait_ms_per_request"]} ms (`/proc/PID/schedstat`, summed
 over the processes, per request): {_wait_verdict(d)}. The app's PostgreSQL backends, sampled 5 times
 a second (`pg_stat_activity`; mean number of backends in each state, wait event after the state):
 {"; ".join(f"{k or 'active'} {v}" for k, v in list(d["pg_activity"].items())[:6]) or "none"}.
+
+Before this round ({BEFORE["workers"]}, other sessions {BEFORE["day_others_busy_cpus"]} CPU): p95
+{BEFORE["day_p95_ms"]} ms, {BEFORE["day_cpu_ms"][0]} + {BEFORE["day_cpu_ms"][1]} ms of CPU a request. In this run the
+other sessions left {r["machine_cpus"] - d["others_busy_cpus"]:.2f} CPUs for the app's workers and PostgreSQL ({demand:.2f}
+used) and the simulated clerks ({d["client_cpu_share"]}){_busy_note(d)}.
 """
+
+
+def _busy_note(d: dict[str, Any]) -> str:
+    if d["others_busy_cpus"] < 0.3:
+        return ""
+    return (
+        f": with {d['others_busy_cpus']} of the CPUs taken by other work the latencies above measure that"
+        " contention as much as the app; compare the CPU a request, and re-run on a quiet machine for the"
+        " latency figure"
+    )

@@ -19,6 +19,8 @@ export PROMETHEUS_MULTIPROC_DIR="$VAR/metrics-multiproc"
 rm -rf "$PROMETHEUS_MULTIPROC_DIR"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 # MADOGUCHI_ALERTMANAGER_WEBHOOK_TOKEN comes from var/services.env (the file Alertmanager reads).
+# The worker model is in the config module (ADR 0009 addendum): gthread, MADOGUCHI_THREADS threads
+# (default 4) in each of the MADOGUCHI_WORKERS processes; MADOGUCHI_THREADS=1 gives sync workers.
 log "Madoguchi is starting on http://127.0.0.1:$APP_PORT/ (demo login: demo / madoguchi-demo)"
 log "  staff UI: http://127.0.0.1:$APP_PORT/osaka/  /gobo/  /yamaguchi/   API: /api/openapi.json"
 log "  metrics: /metrics   incidents: /ops/incidents   Prometheus: http://127.0.0.1:$PROM_PORT/"

@@ -131,3 +131,37 @@ def test_cli_rejects_an_unknown_tenant_with_exit_code_1(provisioned: object) -> 
 
 def test_cli_usage_error_exits_2(provisioned: object) -> None:
     assert _cli("calendar", "show").returncode == 2
+
+
+def test_a_pinned_catalogue_version_cached_for_one_city_never_answers_for_another(db: None) -> None:
+    """Catalogue versions are numbered per tenant schema, so the same id names different catalogues
+    in two cities; the per-process cache of pinned versions must give each city its own."""
+    from app.guidance.models import CatalogueVersion
+    from app.guidance.service import active_catalogue
+
+    today = dt.date.today()
+    stored = {}
+    for city in ("gobo", "osaka", "yamaguchi"):
+        with tenant_session(city) as session:
+            stored[city] = dict(
+                session.execute(select(CatalogueVersion.id, CatalogueVersion.content_hash)).all()
+            )
+    shared = set(stored["gobo"]) & set(stored["osaka"]) & set(stored["yamaguchi"])
+    assert shared, "the cities' catalogue versions should share an id for this test to mean anything"
+    version_id = min(shared)
+    assert len({stored[city][version_id] for city in stored}) == 3  # three different catalogues
+    for _ in range(2):  # the second round is answered from the cache
+        for city in ("gobo", "osaka", "yamaguchi"):
+            with tenant_session(city) as session:
+                active = active_catalogue(session, today, version_id)
+            assert active.id == version_id
+            assert active.compiled.content_hash == stored[city][version_id]
+    # An id one city has and another has not: the other still gets "no such version".
+    only_gobo = max(stored["gobo"])
+    if only_gobo not in stored["osaka"]:
+        from app.guidance.service import GuidanceInputError
+
+        with tenant_session("gobo") as session:
+            active_catalogue(session, today, only_gobo)
+        with tenant_session("osaka") as session, pytest.raises(GuidanceInputError):
+            active_catalogue(session, today, only_gobo)

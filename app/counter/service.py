@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.audit import record
@@ -24,7 +24,7 @@ from app.forms.service import FormInputError, subject_for_household, subject_for
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.engine import Entry
 from app.guidance.rules import SUBJECT_QUESTION
-from app.guidance.service import MEMBER_KEYS, GuidanceInputError, GuidanceResult, guide
+from app.guidance.service import MEMBER_KEYS, GuidanceInputError, GuidanceResult, guide, members_of_resident
 from app.residents.models import Resident
 from app.tenancy.config import TenantConfig
 
@@ -293,12 +293,25 @@ class CaseGuidance:
     catalogue_version_id: int | None
 
 
-def guidance_for(session: Session, case: Case, purpose: str | None = None) -> CaseGuidance | None:
+def guidance_for(
+    session: Session, case: Case, purpose: str | None = None, household: list[Resident] | None = None
+) -> CaseGuidance | None:
+    """The guidance for the case's events (each determination audited).
+
+    ``household``: the living members of the identified resident's household, when the caller has
+    just read them in this session (the case screen shows them); the household and its attributes
+    are then read once for all the case's events, not once per event.
+    """
     if not case.events or (case.resident_id is None and not case.household):
         return None
+    members = None
     results = []
     for event in case.events:
         try:
+            if case.resident_id is not None and members is None:
+                members = members_of_resident(
+                    session, case.resident_id, case.event_date or dt.datetime.now(JST).date(), household
+                )
             results.append(
                 guide(
                     session,
@@ -311,6 +324,7 @@ def guidance_for(session: Session, case: Case, purpose: str | None = None) -> Ca
                     answers=case.answers,
                     catalogue_version=case.catalogue_version_id,
                     purpose=purpose,
+                    members=members,
                 )
             )
         except GuidanceInputError as exc:
@@ -401,8 +415,13 @@ def procedures_of(session: Session, case_id: int) -> list[CaseProcedure]:
 @dataclass
 class QueueItem:
     procedure: CaseProcedure
-    case: Case
+    case: Case  # only the columns of _QUEUE_CASE_COLUMNS are loaded
     waiting_minutes: int
+
+
+# What a queue row shows of its case (the queue pages are reloaded all day by every department
+# clerk): not the events, answers and household (JSONB) a case row also carries.
+_QUEUE_CASE_COLUMNS = load_only(Case.id, Case.visitor_name, Case.created_at)
 
 
 def department_queue(session: Session, department: str) -> list[QueueItem]:
@@ -410,6 +429,7 @@ def department_queue(session: Session, department: str) -> list[QueueItem]:
     rows = session.execute(
         select(CaseProcedure, Case)
         .join(Case, Case.id == CaseProcedure.case_id)
+        .options(_QUEUE_CASE_COLUMNS)
         .where(
             CaseProcedure.department == department, CaseProcedure.status.in_(("handed_over", "in_progress"))
         )
@@ -435,6 +455,7 @@ def finished_today(
     query = (
         select(CaseProcedure, Case, func.count().over())
         .join(Case, Case.id == CaseProcedure.case_id)
+        .options(_QUEUE_CASE_COLUMNS)
         .where(
             CaseProcedure.department == department,
             CaseProcedure.status == "done",

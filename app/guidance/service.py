@@ -3,6 +3,12 @@
 Compiled catalogues are cached per content hash. A ``tenants sync`` that stores a new version is
 picked up on the next request without a restart: the lookup finds the new row and swaps in its
 compiled form (the old object stays valid for requests already holding it).
+
+A version pinned by id (a running case keeps the version of its first determination) is looked up in
+the database once per process: catalogue versions are only ever inserted, never changed, so
+(tenant schema, version id) names one content for the life of the schema. The key carries the
+schema, so one tenant's entry can never answer another tenant's lookup; dropping a tenant's schema
+(``deprovision``) forgets its entries, since a schema made again numbers its versions from 1.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from app.residents.models import Resident, ResidentAttribute
 
 _compiled: dict[str, CompiledCatalogue] = {}
 _lock = threading.Lock()
+# (tenant schema, catalogue version id) -> (version, effective from, content hash): see the module doc.
+_pinned: dict[tuple[str, int], tuple[str, dt.date, str]] = {}
 
 
 class GuidanceInputError(ValueError):
@@ -59,6 +67,14 @@ class ActiveCatalogue:
 
 def active_catalogue(session: Session, as_of: dt.date, version_id: int | None = None) -> ActiveCatalogue:
     """The version in effect on ``as_of`` (latest effective date, then latest stored), or a pinned one."""
+    binding = session.info.get("binding")
+    key = (binding.schema, version_id) if binding is not None and version_id is not None else None
+    pinned = _pinned.get(key) if key is not None else None
+    if pinned is not None and version_id is not None:
+        version, effective_from, content_hash = pinned
+        compiled = _compiled.get(content_hash)
+        if compiled is not None:
+            return ActiveCatalogue(version_id, version, effective_from, compiled)
     stmt = select(
         CatalogueVersion.id,
         CatalogueVersion.version,
@@ -86,7 +102,17 @@ def active_catalogue(session: Session, as_of: dt.date, version_id: int | None = 
         fresh = compile_catalogue(catalogue, row.content_hash)
         with _lock:
             compiled = _compiled.setdefault(row.content_hash, fresh)
+    if binding is not None:
+        with _lock:
+            _pinned[(binding.schema, row.id)] = (row.version, row.effective_from, row.content_hash)
     return ActiveCatalogue(row.id, row.version, row.effective_from, compiled)
+
+
+def forget_pinned_catalogues(schema: str) -> None:
+    """Forget the pinned-version entries of one tenant schema (it is being dropped)."""
+    with _lock:
+        for key in [k for k in _pinned if k[0] == schema]:
+            del _pinned[key]
 
 
 def catalogue_hash(catalogue: Catalogue) -> str:
@@ -94,16 +120,29 @@ def catalogue_hash(catalogue: Catalogue) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def members_of_resident(session: Session, resident_id: int, event_date: dt.date) -> list[MemberInput]:
-    """The resident's household as the records know it, with attributes in force on the event date."""
+def members_of_resident(
+    session: Session, resident_id: int, event_date: dt.date, household: list[Resident] | None = None
+) -> list[MemberInput]:
+    """The resident's household as the records know it, with attributes in force on the event date.
+
+    ``household``: the members living in the resident's household (``status == '住民'``, in household
+    order) when the caller has just read them in this session (the counter's case screen shows them
+    first); they are not read again.
+    """
     resident = session.get(Resident, resident_id)
     if resident is None:
         raise GuidanceInputError("resident_id", f"住民 {resident_id} は見つかりません")
-    people = list(
-        session.scalars(
-            select(Resident)
-            .where(Resident.household_no == resident.household_no, Resident.status == "住民")
-            .order_by(Resident.household_order, Resident.id)
+    if household is not None and any(p.household_no != resident.household_no for p in household):
+        raise ValueError("household: members of another household were passed")
+    people = (
+        list(household)
+        if household is not None
+        else list(
+            session.scalars(
+                select(Resident)
+                .where(Resident.household_no == resident.household_no, Resident.status == "住民")
+                .order_by(Resident.household_order, Resident.id)
+            )
         )
     )
     if resident not in people:  # a person who left: guidance for them alone
@@ -238,6 +277,7 @@ def guide(
     catalogue_version: int | None = None,
     purpose: str | None = None,
     subjects: list[Any] | None = None,
+    members: list[MemberInput] | None = None,
 ) -> GuidanceResult:
     """Determine the procedures; reading a resident's household is audit-logged.
 
@@ -247,6 +287,10 @@ def guide(
     counter records it) does the same. Without either, a described member's ``subject: true`` counts;
     the resident a household is looked up by is never taken as the subject by default: at the counter
     that is the visitor (届出人), usually not the person who died.
+
+    ``members``: the household of ``resident_id`` as :func:`members_of_resident` returned it for this
+    ``event_date`` in this session (a case with several events reads it once); the read is audited
+    here all the same.
     """
     today = dt.datetime.now(JST).date()
     event_date = event_date or today
@@ -259,11 +303,11 @@ def guide(
     named = answers.pop(SUBJECT_QUESTION, None)
     if subjects is not None:
         named = subjects
-    members = (
-        members_of_resident(session, resident_id, event_date)
-        if resident_id is not None
-        else members_of_description(household)
-    )
+    if resident_id is not None:
+        if members is None:
+            members = members_of_resident(session, resident_id, event_date)
+    else:
+        members = members_of_description(household)
     if named is not None:
         members = name_subjects(members, named)
     try:

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
@@ -190,18 +190,28 @@ def group_names_of(session: Session, user_id: int) -> list[str]:
 def permissions_of(session: Session, user_id: int) -> frozenset[str] | None:
     """The user's permissions through their groups; None if the account is missing or disabled.
 
-    One query (it runs on every request of a signed-in staff member).
+    One query, one row (it runs on every request of a signed-in staff member, so it reads the
+    database every time: an account disabled or a group changed behind the service's back counts at
+    the next request). Through the session's connection as a Core statement: no ORM result
+    machinery for a flag and a list of names.
     """
-    rows = session.execute(
-        select(StaffUser.is_active, GroupPermission.permission)
-        .select_from(StaffUser)
-        .outerjoin(GroupMember, GroupMember.user_id == StaffUser.id)
-        .outerjoin(GroupPermission, GroupPermission.group_id == GroupMember.group_id)
-        .where(StaffUser.id == user_id)
-    ).all()
-    if not rows or not rows[0].is_active:
+    row = session.connection().execute(_PERMISSIONS, {"user_id": user_id}).first()
+    if row is None or not row.is_active:
         return None
-    return frozenset(p for _, p in rows if p in PERMISSIONS)
+    return frozenset(p for p in row.permissions if p in PERMISSIONS)
+
+
+_PERMISSIONS = (
+    select(
+        StaffUser.is_active,
+        func.array_remove(func.array_agg(GroupPermission.permission), None).label("permissions"),
+    )
+    .select_from(StaffUser)
+    .outerjoin(GroupMember, GroupMember.user_id == StaffUser.id)
+    .outerjoin(GroupPermission, GroupPermission.group_id == GroupMember.group_id)
+    .where(StaffUser.id == bindparam("user_id"))
+    .group_by(StaffUser.id)
+)
 
 
 def create_group(session: Session, name: str, description: str, permissions: Iterable[str]) -> StaffGroup:

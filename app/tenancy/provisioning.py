@@ -27,6 +27,7 @@ from app.forms.models import FormVersion
 from app.forms.service import content_hash as form_content_hash
 from app.guidance.catalogue import Catalogue
 from app.guidance.models import CatalogueVersion
+from app.guidance.service import forget_pinned_catalogues
 from app.identity.provisioning import RoleSeedError, seed_roles
 from app.tenancy.config import TenantConfig
 from app.tenancy.loader import config_hash, load_all
@@ -214,8 +215,10 @@ def deprovision(tenant_ids: Iterable[str]) -> None:
                     code = conn.execute(select(Tenant.code).where(Tenant.id == tenant_id)).scalar()
                     if code is None:
                         continue
-                    provision.drop_schema(conn, tenant_binding(prefix, tenant_id, code))
+                    binding = tenant_binding(prefix, tenant_id, code)
+                    provision.drop_schema(conn, binding)
                     conn.execute(delete(Tenant).where(Tenant.id == tenant_id))
+                    forget_pinned_catalogues(binding.schema)  # a schema made again counts from 1
         finally:
             provision.release_migration_lock(conn)
     registry.invalidate()

@@ -148,7 +148,7 @@ def case_view(case_id: int) -> str:
     # to the audit chain takes the tenant's lock until the commit, so it is not held across the
     # page's other queries while every other audited request of the city waits.
     with db.no_autoflush:
-        visitor, members = None, []
+        visitor, members, shown = None, [], None
         if case.resident_id is not None:
             # First: the guidance below finds the resident already loaded (one round trip fewer).
             shown = residents.view(db, case.resident_id, purpose=f"案件{case.id}", details=False)
@@ -157,7 +157,7 @@ def case_view(case_id: int) -> str:
                 members = [residents.summary(m) for m in shown.members]
         guidance, guidance_error = None, None
         try:
-            guidance = service.guidance_for(db, case)
+            guidance = service.guidance_for(db, case, household=shown.members if shown is not None else None)
         except CounterError as exc:
             guidance_error = str(exc)
         try:
