@@ -21,6 +21,7 @@ from app.logs import configure_logging, request_id_var, tenant_var
 csrf = CSRFProtect()
 access_log = logging.getLogger("madoguchi.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_TWELVE_DIGITS = re.compile(r"[0-9]{12}")
 
 ERROR_TEXT = {
     400: ("入力に誤りがあります", "入力内容を確認してください。"),
@@ -94,10 +95,22 @@ def _dev_secret(settings: Settings) -> str:
     return "development-only-secret"
 
 
+def _request_id(incoming: str) -> str:
+    """The caller's id if well-formed, else a new one. The id goes into every log line and audit
+    entry, so it never carries twelve digits in a row: a caller's could be a My Number, and a
+    random hex id has such a run now and then, which the audit log would then mask as one."""
+    if _REQUEST_ID.fullmatch(incoming) and not _TWELVE_DIGITS.search(incoming.replace("-", "")):
+        return incoming
+    while True:
+        generated = uuid.uuid4().hex
+        if not _TWELVE_DIGITS.search(generated):
+            return generated
+
+
 def _start_request() -> None:
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    g.request_id = _request_id(incoming)
     _clear_request_context()  # whatever ran last in this thread (a job, a CLI command) leaves nothing
     request_id_var.set(g.request_id)
 

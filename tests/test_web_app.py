@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 
 import pytest
 from flask import Flask
@@ -41,6 +43,21 @@ def test_request_id_is_echoed_or_generated(app: Flask) -> None:
     generated = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["X-Request-ID"]
     assert len(generated) == 32
     assert " " not in generated
+
+
+def test_request_ids_never_carry_twelve_digits_in_a_row(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A My Number sent as a request id would land in every log line; a generated id with such a
+    # run would be masked in the audit log as if it were one.
+    client = app.test_client()
+    for sent in ("123456789018", "req-1234-5678-9018", "x1234567890123"):
+        echoed = client.get("/healthz", headers={"X-Request-ID": sent}).headers["X-Request-ID"]
+        assert echoed != sent
+        assert not re.search(r"[0-9]{12}", echoed)
+    unlucky = iter(
+        [uuid.UUID("0123456789abcdef0123456789012345"), uuid.UUID("abcdef01abcdef01abcdef01abcdef01")]
+    )
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(unlucky))
+    assert client.get("/healthz").headers["X-Request-ID"] == "abcdef01abcdef01abcdef01abcdef01"
 
 
 def test_a_request_leaves_no_id_or_tenant_behind_for_the_next_job_in_the_thread(provisioned: object) -> None:
