@@ -33,7 +33,8 @@ class Resident(TenantBase):
         Index(None, "kana_search", "id"),
         Index(None, "name_search", "id"),
         Index(None, "address_search", "id"),
-        Index(None, "birth_date"),
+        # Birth date then list order: a birth-date search stops after the page it shows (t0011).
+        Index(None, "birth_date", "kana_search", "id"),
     )
 
     id: Mapped[int] = id_column()
