@@ -267,3 +267,22 @@ def test_cli_residents_find(osaka_people: None) -> None:
     )
     assert bad.returncode == 1
     assert "いずれかを入力" in bad.stderr
+
+
+def test_cli_reorder_keeps_every_resident_and_every_search_answer(osaka_people: None) -> None:
+    queries = [{"kana": "タカハシ"}, {"name": "山崎"}, {"birth": "S500601"}]
+    before = [find(**q) for q in queries]
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "residents", "reorder", "osaka"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "住民5人をフリガナ順に並べ替えました" in done.stdout
+    assert [find(**q) for q in queries] == before
+    with tenant_session("gobo") as session:  # another tenant's residents are not touched
+        assert session.scalars(select(Resident.id)).first() is None

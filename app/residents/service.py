@@ -15,7 +15,9 @@ from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from app.audit import record
+from app.config import get_settings
 from app.dates.japanese import DateError, JapaneseDate, parse
+from app.db import imports as sql
 from app.residents.models import Household, Resident, ResidentAttribute
 from app.residents.normalize import normalize_address, normalize_kana, normalize_name, variant_key
 from app.tenancy.config import TenantConfig
@@ -198,3 +200,14 @@ def summary(resident: Resident | Row[Any]) -> dict[str, Any]:
         "address_extra": resident.address_extra,
         "status": resident.status,
     }
+
+
+def reorder(session: Session) -> int:
+    """Store the tenant's residents in kana order, so a kana search reads a few heap pages instead
+    of one per person listed (maintenance after a first load or a season of imports).
+
+    Waits for a running residents import (same advisory lock) and holds the table until the caller
+    commits: searches of the tenant wait meanwhile. Returns how many residents were reordered.
+    """
+    sql.lock_imports(session, "residents", get_settings().import_statement_timeout_ms)
+    return sql.reorder_residents(session)
