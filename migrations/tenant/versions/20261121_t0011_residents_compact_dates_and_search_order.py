@@ -46,7 +46,7 @@ def upgrade() -> None:
     op.drop_index(op.f("ix_residents_birth_date"), table_name="residents")
     # The rows of a 3-character kana search (~51 people) sit on ~51 different heap pages when the
     # table is in the core system's (宛名番号) order; stored in kana order they share a few pages.
-    # Rewriting the table (CLUSTER) needs its owner and locks it while it runs (about two minutes at
+    # Rewriting the table (CLUSTER) needs its owner and locks it while it runs (one to two minutes at
     # Osaka scale), so it is an operator's maintenance step after a first load or a season of
     # imports (``residents reorder``), never part of an import. Owned by the schema owner like
     # analyze_import_tables; statistics are refreshed right after (the correlation changes).
