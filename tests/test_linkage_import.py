@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.audit import Actor
+from app.dates.japanese import parse
 from app.linkage.config import STANDARD
 from app.linkage.importer import ImportOutcome, import_local_file
 from app.linkage.models import ImportBatch, ImportRejection
 from app.residents.models import Household, Resident
+from app.residents.service import summary
 from app.tenancy.service import registry
 from tests.conftest import ROOT, tenant_session
 from tests.linkage_files import number, person, render, write
@@ -200,6 +202,49 @@ def test_wareki_edge_dates(committed: object, tmp_path: Path) -> None:
     assert stored[number(1)].birth_date is None
     assert stored[number(2)].birth["qualifier"] == "月日不詳"
     assert number(3) not in stored
+
+
+@pytest.mark.parametrize(
+    ("tenant", "texts"),
+    [
+        ("osaka", ["S500000", "S500600", "H030229", "R010501", "T150101"]),
+        (
+            "gobo",
+            [
+                "昭和50年 月日不詳",
+                "昭和50年5月 日不詳",
+                "推定昭和50年5月1日",
+                "昭和50年頃",
+                "令和元年５月１日",
+            ],
+        ),
+        ("yamaguchi", ["1975-06-01", "1989-01-07", "2000-02-29"]),
+    ],
+)
+def test_structured_dates_read_back_exactly_as_imported(
+    committed: object, tmp_path: Path, tenant: str, texts: list[str]
+) -> None:
+    # Stored as the delivered text (t0011), every date still reads as the structure the import
+    # parsed from it, and shows the same 和暦 to the clerk, 不詳 and off-calendar days included.
+    rows = [
+        person(
+            10 + i, 700 + i, 氏名=f"日付　{i}", 氏名フリガナ="ヒヅケ", 生年月日=t, 住民となった日=t, 住定日=t
+        )
+        for i, t in enumerate(texts)
+    ]
+    outcome = run(tenant, full(tmp_path, tenant, rows))
+    assert outcome.status == "applied", outcome.rejections
+    style = layout(tenant).date_style
+    stored = residents(tenant)
+    for i, t in enumerate(texts):
+        expected = parse(t, style)
+        r = stored[number(10 + i)]
+        assert r.birth == r.became_resident == r.address_set == expected.to_json()
+        assert summary(r)["birth_wareki"] == expected.wareki()
+        assert r.birth_date == expected.gregorian
+    assert summary(stored[number(10)])["birth_wareki"] == {
+        "osaka": "昭和50年 月日不詳", "gobo": "昭和50年 月日不詳", "yamaguchi": "昭和50年6月1日"
+    }[tenant]  # fmt: skip
 
 
 def test_duplicate_atena_no_in_one_file(committed: object, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from app.audit.service import Actor, actor_var
 from app.linkage.config import STANDARD
 from app.linkage.importer import import_local_file
 from app.residents.models import Resident
-from app.residents.service import SearchInputError, SearchQuery, search, view
+from app.residents.service import SearchInputError, SearchQuery, search, summary, view
 from app.tenancy.service import registry
 from tests.conftest import ROOT, login, make_staff, tenant_session
 from tests.linkage_files import number, person, write
@@ -82,6 +82,62 @@ def test_names_outside_the_bmp_and_with_ivs(osaka_people: None) -> None:
 @pytest.mark.parametrize("birth", ["1975-06-01", "昭和50年6月1日", "S500601", "昭和５０年６月１日"])
 def test_birth_date_in_any_accepted_form(osaka_people: None, birth: str) -> None:
     assert find(birth=birth) == ["髙橋　一郎"]
+
+
+def test_birth_date_search_lists_in_kana_order_and_says_when_there_is_more(
+    committed: object, tmp_path: Path
+) -> None:
+    born = "1980-02-29"  # a leap day, several people born on it, delivered out of kana order
+    kana = ["ワダ ハナ", "アベ ケン", "ナカモト ユイ", "イトウ ジュン", "カトウ アイ"]
+    rows = [
+        person(10 + i, 200 + i, 氏名=f"住民　{i}", 氏名フリガナ=k, 生年月日=born, 住所="大阪市北区梅田1丁目")
+        for i, k in enumerate(kana)
+    ]
+    rows.append(
+        person(
+            20,
+            300,
+            氏名="別日　生子",
+            氏名フリガナ="アイウ エオ",
+            生年月日="1980-03-01",
+            住所="大阪市北区梅田1丁目",
+        )
+    )
+    record = registry.get("osaka")
+    assert record is not None
+    outcome = import_local_file(record, write(tmp_path / "b.csv", rows, STANDARD.residents),
+                                actor=Actor("cli", "t"), standard_layout=True)  # fmt: skip
+    assert outcome.status == "applied", outcome.rejections
+    token = actor_var.set(Actor("staff", "1", "窓口 太郎", "counter-1"))
+    try:
+        with tenant_session("osaka") as session:
+            config = registry.config(record)
+            first = search(session, config, SearchQuery(birth="昭和55年2月29日", limit=3))
+            every = search(session, config, SearchQuery(birth="S550229"))
+            session.commit()
+    finally:
+        actor_var.reset(token)
+    assert [r.kana for r in every.residents] == sorted(kana, key=lambda k: k.replace(" ", ""))
+    assert [r.kana for r in first.residents] == ["アベ ケン", "イトウ ジュン", "カトウ アイ"]
+    assert first.more
+    assert not every.more
+
+
+def test_a_result_row_shows_what_the_person_view_shows(osaka_people: None) -> None:
+    record = registry.get("osaka")
+    assert record is not None
+    token = actor_var.set(Actor("staff", "1", "窓口 太郎", "counter-1"))
+    try:
+        with tenant_session("osaka") as session:
+            found = search(session, registry.config(record), SearchQuery(kana="ヤマサキ"))
+            listed = [summary(r) for r in found.residents]
+            shown = view(session, listed[0]["id"])
+            session.commit()
+    finally:
+        actor_var.reset(token)
+    assert shown is not None
+    assert listed == [summary(shown.resident)]
+    assert listed[0]["birth_wareki"] == "昭和25年1月2日"
 
 
 def test_address_without_the_city_and_with_dashes(osaka_people: None) -> None:
@@ -211,3 +267,22 @@ def test_cli_residents_find(osaka_people: None) -> None:
     )
     assert bad.returncode == 1
     assert "いずれかを入力" in bad.stderr
+
+
+def test_cli_reorder_keeps_every_resident_and_every_search_answer(osaka_people: None) -> None:
+    queries = [{"kana": "タカハシ"}, {"name": "山崎"}, {"birth": "S500601"}]
+    before = [find(**q) for q in queries]
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "residents", "reorder", "osaka"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "住民5人をフリガナ順に並べ替えました" in done.stdout
+    assert [find(**q) for q in queries] == before
+    with tenant_session("gobo") as session:  # another tenant's residents are not touched
+        assert session.scalars(select(Resident.id)).first() is None

@@ -186,6 +186,13 @@ def begin_direct_load(session: Session) -> int:
     return int(session.execute(text("SELECT residents_bulk_load('begin')")).scalar_one())
 
 
+def reorder_residents(session: Session) -> int:
+    """Rewrite the residents table in kana order (CLUSTER on the kana search index) and refresh its
+    statistics; how many residents it holds. Locks the table until the transaction ends: searches
+    of the tenant wait. See migration t0011."""
+    return int(session.execute(text("SELECT residents_reorder()")).scalar_one())
+
+
 def finish_direct_load(session: Session) -> None:
     """After a first load COPYed straight into the empty residents table: rebuild the indexes
     ``begin_direct_load`` dropped, then derive every household."""

@@ -19,7 +19,6 @@ from sqlalchemy import (
     column,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import TenantBase, id_column
@@ -129,7 +128,7 @@ resident_staging = Table(
     Column("kana_search", Text),
     Column("kana_confirmed", Boolean, nullable=False),
     Column("former_surname", Text),
-    Column("birth", JSONB, nullable=False),
+    Column("birth", Text, nullable=False),
     Column("birth_date", Date),
     Column("sex", SmallInteger, nullable=False),
     Column("relation", Text, nullable=False),
@@ -137,12 +136,12 @@ resident_staging = Table(
     Column("address", Text, nullable=False),
     Column("address_extra", Text),
     Column("address_search", Text, nullable=False),
-    Column("became_resident", JSONB),
-    Column("address_set", JSONB),
+    Column("became_resident", Text),
+    Column("address_set", Text),
     Column("status", Text, nullable=False),
     Column("kind", Text, nullable=False),
     Column("change_reason", Text),
-    Column("change", JSONB),
+    Column("change", Text),
     Column("change_date", Date),
     Column("core_updated_at", DateTime(timezone=True)),
     Column("row_hash", BigInteger, nullable=False),

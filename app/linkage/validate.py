@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Callable
@@ -129,13 +128,15 @@ class ResidentValidator:
             return False
 
     def _parse_date(self, text: str) -> tuple[str, str] | str:
-        """(JSON as COPY text, calendar day as ISO or NULL), or the Japanese reason it is no date."""
+        """(the text as delivered as COPY text, calendar day as ISO or NULL), or the Japanese reason
+        it is no date. Only the text is stored: it alone determines the structured value
+        (``app.residents.models.StructuredDate``)."""
         try:
             value = parse(text, self.style)
         except DateError as exc:
             return exc.reason
         day = value.gregorian.isoformat() if value.gregorian else NULL
-        return copy_text(json.dumps(value.to_json(), ensure_ascii=False)), day
+        return copy_text(value.text), day
 
     @staticmethod
     def _parse_postal(text: str) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from app.cliutil import InputRejected, emit
@@ -50,3 +52,16 @@ def find_cmd(
     )
     if result.more and not as_json:
         click.echo(f"…{limit}件を超えて該当があります。条件を追加してください。", err=True)
+
+
+@residents.command("reorder")
+@click.argument("tenant")
+def reorder_cmd(tenant: str) -> None:
+    """Store residents in kana order (maintenance after a first load; locks the tenant's searches)."""
+    record = active_tenant(tenant)
+    started = time.perf_counter()
+    with session_scope(record.binding) as session:
+        count = service.reorder(session)
+    click.echo(
+        f"{record.id}: 住民{count:,}人をフリガナ順に並べ替えました（{time.perf_counter() - started:.1f}秒）"
+    )

@@ -1,21 +1,52 @@
 """Residents (住民), households (世帯) and attributes (資格・受給) as delivered by the core systems.
 
 Column names follow the standard layout of shared/domain/residents.md. Every date the core system
-may hold as 和暦 or 不詳日 is kept as a structured JSON value (``app.dates.japanese.JapaneseDate``)
-with a nullable Gregorian date beside it for calculations. ``*_search`` columns hold the normalised
+may hold as 和暦 or 不詳日 reads as a structured value (``app.dates.japanese.JapaneseDate.to_json``)
+and is stored as the text delivered (``StructuredDate``); a nullable Gregorian date sits beside the
+birth and change dates for calculations and search. ``*_search`` columns hold the normalised
 forms used by search (``app.residents.normalize``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, Index, SmallInteger, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import CheckConstraint, Date, Dialect, Index, SmallInteger, Text, TypeDecorator, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.dates.japanese import DateError, parse
 from app.db.base import TenantBase, id_column
+
+
+@lru_cache(maxsize=65_536)
+def _structured(text: str) -> tuple[tuple[str, Any], ...]:
+    try:
+        return tuple(parse(text).to_json().items())
+    except DateError:  # not expected: only parsed values are stored; keep the text, claim nothing
+        return (("text", text), ("era", None), ("year", None), ("month", None), ("day", None),
+                ("qualifier", None), ("date", None))  # fmt: skip
+
+
+class StructuredDate(TypeDecorator[dict[str, Any]]):
+    """A 和暦/不詳日 date stored as the text the core system delivered (``昭和50年 月日不詳``,
+    ``S500229``, ``1975-06-01``: 10-30 bytes) and read as its structured value.
+
+    The text alone determines the structure: every accepted form parses the same in ``auto`` style
+    (the ISO, era-code and 和暦 patterns are disjoint), and only values that parsed are stored. This
+    replaced a ~140-byte JSONB document per date (t0011), the main part of the residents row.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: dict[str, Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value["text"])
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else dict(_structured(value))
+
 
 RESIDENT_STATUSES = ("住民", "転出", "死亡", "職権消除")
 RESIDENT_KINDS = ("日本人", "外国人")
@@ -33,7 +64,8 @@ class Resident(TenantBase):
         Index(None, "kana_search", "id"),
         Index(None, "name_search", "id"),
         Index(None, "address_search", "id"),
-        Index(None, "birth_date"),
+        # Birth date then list order: a birth-date search stops after the page it shows (t0011).
+        Index(None, "birth_date", "kana_search", "id"),
     )
 
     id: Mapped[int] = id_column()
@@ -46,7 +78,7 @@ class Resident(TenantBase):
     kana_search: Mapped[str | None] = mapped_column(Text(collation="C"))
     kana_confirmed: Mapped[bool]
     former_surname: Mapped[str | None]  # 旧氏
-    birth: Mapped[dict[str, Any]] = mapped_column(JSONB)  # 生年月日 (structured)
+    birth: Mapped[dict[str, Any]] = mapped_column(StructuredDate)  # 生年月日 (structured)
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
     sex: Mapped[int] = mapped_column(SmallInteger)  # ISO 5218
     relation: Mapped[str]  # 続柄
@@ -54,12 +86,12 @@ class Resident(TenantBase):
     address: Mapped[str]  # 住所
     address_extra: Mapped[str | None]  # 方書
     address_search: Mapped[str] = mapped_column(Text(collation="C"))
-    became_resident: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # 住民となった日
-    address_set: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # 住定日
+    became_resident: Mapped[dict[str, Any] | None] = mapped_column(StructuredDate)  # 住民となった日
+    address_set: Mapped[dict[str, Any] | None] = mapped_column(StructuredDate)  # 住定日
     status: Mapped[str]  # 住民状態
     kind: Mapped[str]  # 住民種別
     change_reason: Mapped[str | None]  # 異動事由
-    change: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # 異動日
+    change: Mapped[dict[str, Any] | None] = mapped_column(StructuredDate)  # 異動日
     change_date: Mapped[dt.date | None] = mapped_column(Date)
     core_updated_at: Mapped[dt.datetime | None]  # 更新日時 in the core system
     row_hash: Mapped[int]  # of the delivered values: unchanged rows are skipped on re-import
