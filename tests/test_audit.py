@@ -17,6 +17,7 @@ from app.audit.canonical import (
     GENESIS,
     AuditValueError,
     canonical_bytes,
+    canonical_text,
     digest,
     entry_object,
     entry_template,
@@ -253,3 +254,23 @@ def test_the_template_the_database_fills_is_the_canonical_form(
     columns = ("staff", "1", text_value, text_value, "a.b", None, text_value, text_value, None, details)
     filled = fill_template(entry_template("302058", *columns), at, prev, seq)
     assert filled == canonical_bytes(entry_object("302058", seq, prev, at, *columns)).decode()
+
+
+@given(details=st.dictionaries(st.text(max_size=4), _json, max_size=5),
+       text_value=st.one_of(st.none(), st.text(max_size=10)), seq=st.integers(min_value=1, max_value=10**12))  # fmt: skip
+def test_the_text_verification_hashes_is_the_canonical_form(
+    details: dict, text_value: str | None, seq: int
+) -> None:  # type: ignore[type-arg]
+    """Verification writes the canonical text directly (``canonical_text``): byte for byte what
+    the general encoder writes, quotes, backslashes, control and non-ASCII characters included."""
+    at = "2026-11-21T00:30:00.000005Z"
+    columns = ("staff", text_value or "1", text_value, text_value, "a.b", text_value, text_value, text_value,
+               text_value, details)  # fmt: skip
+    expected = canonical_bytes(entry_object("302058", seq, GENESIS, at, *columns)).decode()
+    assert canonical_text("302058", seq, GENESIS, at, *columns) == expected
+
+
+def test_values_of_another_type_take_the_general_path() -> None:
+    """A tampered archive line can hold anything: the result is still what the encoder writes."""
+    odd = ("302058", True, 5, "t", "staff", 42, None, ["x"], "a.b", None, None, None, None, {"k": [1]})
+    assert canonical_text(*odd) == canonical_bytes(entry_object(*odd)).decode()  # type: ignore[arg-type]
