@@ -28,7 +28,9 @@ from app.audit.models import AuditEntry
 from app.audit.service import NoActorError
 from app.audit.storage import AuditStore
 from app.audit.verify import verify
+from app.db.engine import get_engine
 from app.db.session import new_session, session_scope
+from app.identity.service import create_user
 from app.tenancy.service import TenantRecord, registry
 from tests.audit_support import CLERK, admin, rows, write
 from tests.conftest import tenant_session
@@ -228,6 +230,59 @@ def test_a_released_savepoint_does_not_commit_the_transaction_early(
     finally:
         session.close()
     assert rows("gobo") == []
+
+
+def test_entries_commit_with_the_work_of_their_transaction_or_not_at_all(
+    committed: dict[str, TenantRecord],
+) -> None:
+    """An entry still unwritten at commit is appended with the commit, after the transaction's other
+    changes, in the same transaction: both are there, or, when chaining is refused, neither."""
+    gobo = committed["gobo"]
+    with session_scope(gobo.binding) as session:
+        user = create_user(session, "kept", "窓口 次郎", None)
+        user.display_name = "窓口 次郎（変更）"  # changed after the last flush: flushed before the entry
+        entry = record(session, "user.created", subject_type="user", subject_id="kept", actor=CLERK)
+        assert entry.seq is None
+    assert (entry.seq, entry.prev_hash) == (1, GENESIS)
+    refused = new_session(gobo.binding, isolation_level="REPEATABLE READ")
+    try:
+        create_user(refused, "dropped", "窓口 三郎", None)
+        record(refused, "user.created", subject_type="user", subject_id="dropped", actor=CLERK)
+        with pytest.raises(DBAPIError, match="READ COMMITTED only"):
+            refused.commit()
+    finally:
+        refused.close()
+    users = admin("gobo", "SELECT login, display_name FROM staff_users ORDER BY login")
+    assert [tuple(u) for u in users] == [("kept", "窓口 次郎（変更）")]
+    assert [(r.seq, r.action, r.subject_id, r.hash) for r in rows("gobo")] == [
+        (1, "user.created", "kept", entry.hash)
+    ]
+
+
+def test_entries_alone_commit_in_one_exchange_and_leave_the_pooled_connection_as_it_was(
+    committed: dict[str, TenantRecord],
+) -> None:
+    """A transaction with nothing but entries runs on a pooled connection in autocommit mode with
+    its own BEGIN; the connection goes back to the pool in the normal mode, without tenant
+    settings, and the next writer chains onto the entries."""
+    write("gobo", 3)
+    engine = get_engine()
+    pooled = engine.raw_connection()
+    try:
+        raw = pooled.driver_connection
+        assert raw is not None
+        assert raw.autocommit is False
+        row = raw.execute(
+            "SELECT current_user = session_user, current_setting('search_path') NOT LIKE 't\\_%',"
+            " current_setting('synchronous_commit')"
+        ).fetchone()
+        assert row == (True, True, "on")
+        raw.rollback()
+    finally:
+        pooled.close()
+    chain = rows("gobo")
+    assert [r.seq for r in chain] == [1, 2, 3]
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
 
 
 def test_entries_only_come_through_record(db: None) -> None:

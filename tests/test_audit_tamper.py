@@ -11,9 +11,9 @@ import json
 
 import pytest
 
+from app.audit import verify as audit_verify
 from app.audit.canonical import digest, entry_object, format_time
 from app.audit.sealing import seal
-from app.audit import verify as audit_verify
 from app.audit.storage import AuditStore
 from app.audit.verify import Report, verify
 from app.db.session import session_scope

@@ -22,15 +22,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from psycopg import IsolationLevel
+import psycopg
+from psycopg import ClientCursor, IsolationLevel
+from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Literal
-from sqlalchemy import Connection, Row, bindparam, text
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, Engine, Row, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.audit.canonical import PG_TIME_FORMAT
 from app.db.engine import get_engine
 from app.db.names import DbBinding
+from app.db.session import SET_CONTEXT
 
 # Two-key advisory locks (class, tenant code) never collide with the single-key migration lock.
 AUDIT_LOCK_CLASS = 0x61756474  # "audt"
@@ -72,6 +77,85 @@ def append_entries(
     (id, seq, prev hash, hash, time) per entry, in order. The lock is held until the transaction
     ends."""
     return list(session.execute(_APPEND, {"early": early_lock_release, "entries": entries}))
+
+
+# One query string, several statements (the simple query protocol; parameters are bound on the
+# client by psycopg's ClientCursor, with libpq's quoting): the server receives the whole exchange in
+# one message, so the chain lock, taken by audit_append(), is released by the COMMIT that is
+# already waiting behind it, never held while this process waits for a CPU.
+_APPEND_MANY = (
+    "SELECT entry_id, entry_seq, entry_prev, entry_hash, entry_at FROM audit_append(%s, %s); COMMIT"
+)
+_BARRIER_MANY = (
+    "; BEGIN; SELECT set_config('search_path', %s, true), set_config('role', %s, true);"
+    " SELECT audit_flush(); COMMIT"
+)
+
+
+def append_and_commit(
+    raw: Any, binding: DbBinding, early_lock_release: bool, entries: list[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Chain ``entries`` and commit the transaction open on ``raw`` (psycopg), in one round trip.
+
+    One message: ``audit_append()``, ``COMMIT``, and with early lock release the flush barrier
+    (``durability_barrier``) as a transaction of its own. The transaction's other work was flushed
+    before. On an error the server runs nothing after it and the transaction is left for the
+    caller to roll back. Returns (id, seq, prev hash, hash, time) per entry, in order.
+    """
+    query, params = _APPEND_MANY, [early_lock_release, Jsonb(entries)]
+    if early_lock_release:
+        query += _BARRIER_MANY
+        params += [binding.search_path, binding.role]
+    return _run(raw, query, params, 0)
+
+
+def append_in_own_transaction(
+    engine: Engine,
+    binding: DbBinding,
+    context: Sequence[Any],
+    early_lock_release: bool,
+    entries: list[dict[str, Any]],
+) -> list[tuple[Any, ...]]:
+    """``append_and_commit`` for a session that has not touched the database: a pooled
+    connection, and the whole transaction (``BEGIN``, the tenant context ``context`` as
+    ``app.db.session.SET_CONTEXT`` takes it, append, commit, flush barrier) in one round trip.
+    psycopg would send its own ``BEGIN`` and wait for the answer first: the connection is in
+    autocommit mode meanwhile, with an explicit ``BEGIN`` in the message."""
+    query = f"BEGIN; {SET_CONTEXT}; {_APPEND_MANY}"
+    params = [*context, early_lock_release, Jsonb(entries)]
+    if early_lock_release:
+        query += _BARRIER_MANY
+        params += [binding.search_path, binding.role]
+    pooled = engine.raw_connection()
+    raw: Any = pooled.driver_connection
+    restored = False
+    try:
+        raw.autocommit = True
+        try:
+            rows = _run(raw, query, params, 2)
+        finally:
+            if raw.info.transaction_status != TransactionStatus.IDLE:
+                raw.execute("ROLLBACK")
+            raw.autocommit = False
+            restored = True
+    finally:
+        if not restored:  # the connection's state is unknown: never back into the pool
+            pooled.invalidate()
+        pooled.close()
+    return rows
+
+
+def _run(raw: Any, query: str, params: list[Any], result_index: int) -> list[tuple[Any, ...]]:
+    cursor = ClientCursor(raw)
+    try:
+        cursor.execute(query, params)
+        for _ in range(result_index):
+            cursor.nextset()
+        return list(cursor.fetchall())
+    except psycopg.Error as exc:  # as SQLAlchemy raises it for a statement it ran
+        raise DBAPIError.instance(query, None, exc, psycopg.Error) from exc
+    finally:
+        cursor.close()
 
 
 def durability_barrier(connection: Connection, binding: DbBinding) -> None:
