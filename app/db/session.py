@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.config import get_settings
@@ -126,4 +128,7 @@ def _set_transaction_context(
     if binding is None:
         return
     raw: Any = connection.connection.driver_connection
-    raw.execute(SET_CONTEXT, context_params(binding))
+    try:
+        raw.execute(SET_CONTEXT, context_params(binding))
+    except psycopg.Error as exc:  # as SQLAlchemy raises it for a statement it ran
+        raise DBAPIError.instance(SET_CONTEXT, None, exc, psycopg.Error) from exc
