@@ -17,6 +17,7 @@ from app.audit.canonical import (
     GENESIS,
     AuditValueError,
     canonical_bytes,
+    canonical_text,
     digest,
     entry_object,
     entry_template,
@@ -27,7 +28,9 @@ from app.audit.models import AuditEntry
 from app.audit.service import NoActorError
 from app.audit.storage import AuditStore
 from app.audit.verify import verify
+from app.db.engine import get_engine
 from app.db.session import new_session, session_scope
+from app.identity.service import create_user
 from app.tenancy.service import TenantRecord, registry
 from tests.audit_support import CLERK, admin, rows, write
 from tests.conftest import tenant_session
@@ -229,6 +232,59 @@ def test_a_released_savepoint_does_not_commit_the_transaction_early(
     assert rows("gobo") == []
 
 
+def test_entries_commit_with_the_work_of_their_transaction_or_not_at_all(
+    committed: dict[str, TenantRecord],
+) -> None:
+    """An entry still unwritten at commit is appended with the commit, after the transaction's other
+    changes, in the same transaction: both are there, or, when chaining is refused, neither."""
+    gobo = committed["gobo"]
+    with session_scope(gobo.binding) as session:
+        user = create_user(session, "kept", "窓口 次郎", None)
+        user.display_name = "窓口 次郎（変更）"  # changed after the last flush: flushed before the entry
+        entry = record(session, "user.created", subject_type="user", subject_id="kept", actor=CLERK)
+        assert entry.seq is None
+    assert (entry.seq, entry.prev_hash) == (1, GENESIS)
+    refused = new_session(gobo.binding, isolation_level="REPEATABLE READ")
+    try:
+        create_user(refused, "dropped", "窓口 三郎", None)
+        record(refused, "user.created", subject_type="user", subject_id="dropped", actor=CLERK)
+        with pytest.raises(DBAPIError, match="READ COMMITTED only"):
+            refused.commit()
+    finally:
+        refused.close()
+    users = admin("gobo", "SELECT login, display_name FROM staff_users ORDER BY login")
+    assert [tuple(u) for u in users] == [("kept", "窓口 次郎（変更）")]
+    assert [(r.seq, r.action, r.subject_id, r.hash) for r in rows("gobo")] == [
+        (1, "user.created", "kept", entry.hash)
+    ]
+
+
+def test_entries_alone_commit_in_one_exchange_and_leave_the_pooled_connection_as_it_was(
+    committed: dict[str, TenantRecord],
+) -> None:
+    """A transaction with nothing but entries runs on a pooled connection in autocommit mode with
+    its own BEGIN; the connection goes back to the pool in the normal mode, without tenant
+    settings, and the next writer chains onto the entries."""
+    write("gobo", 3)
+    engine = get_engine()
+    pooled = engine.raw_connection()
+    try:
+        raw = pooled.driver_connection
+        assert raw is not None
+        assert raw.autocommit is False
+        row = raw.execute(
+            "SELECT current_user = session_user, current_setting('search_path') NOT LIKE 't\\_%',"
+            " current_setting('synchronous_commit')"
+        ).fetchone()
+        assert row == (True, True, "on")
+        raw.rollback()
+    finally:
+        pooled.close()
+    chain = rows("gobo")
+    assert [r.seq for r in chain] == [1, 2, 3]
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
+
+
 def test_entries_only_come_through_record(db: None) -> None:
     with tenant_session("gobo") as session:
         session.add(AuditEntry(actor_type="system", actor_id="x", action="forged", details={}))
@@ -253,3 +309,23 @@ def test_the_template_the_database_fills_is_the_canonical_form(
     columns = ("staff", "1", text_value, text_value, "a.b", None, text_value, text_value, None, details)
     filled = fill_template(entry_template("302058", *columns), at, prev, seq)
     assert filled == canonical_bytes(entry_object("302058", seq, prev, at, *columns)).decode()
+
+
+@given(details=st.dictionaries(st.text(max_size=4), _json, max_size=5),
+       text_value=st.one_of(st.none(), st.text(max_size=10)), seq=st.integers(min_value=1, max_value=10**12))  # fmt: skip
+def test_the_text_verification_hashes_is_the_canonical_form(
+    details: dict, text_value: str | None, seq: int
+) -> None:  # type: ignore[type-arg]
+    """Verification writes the canonical text directly (``canonical_text``): byte for byte what
+    the general encoder writes, quotes, backslashes, control and non-ASCII characters included."""
+    at = "2026-11-21T00:30:00.000005Z"
+    columns = ("staff", text_value or "1", text_value, text_value, "a.b", text_value, text_value, text_value,
+               text_value, details)  # fmt: skip
+    expected = canonical_bytes(entry_object("302058", seq, GENESIS, at, *columns)).decode()
+    assert canonical_text("302058", seq, GENESIS, at, *columns) == expected
+
+
+def test_values_of_another_type_take_the_general_path() -> None:
+    """A tampered archive line can hold anything: the result is still what the encoder writes."""
+    odd = ("302058", True, 5, "t", "staff", 42, None, ["x"], "a.b", None, None, None, None, {"k": [1]})
+    assert canonical_text(*odd) == canonical_bytes(entry_object(*odd)).decode()  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from app.audit import verify as audit_verify
 from app.audit.canonical import digest, entry_object, format_time
 from app.audit.sealing import seal
 from app.audit.storage import AuditStore
@@ -25,8 +26,18 @@ COLUMNS = (
 )
 
 
-@pytest.fixture
-def chain(committed: dict[str, TenantRecord], audit_store: AuditStore) -> AuditStore:
+@pytest.fixture(params=["one stream", "parallel ranges"])
+def chain(
+    request: pytest.FixtureRequest,
+    committed: dict[str, TenantRecord],
+    audit_store: AuditStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AuditStore:
+    """Every case twice: read in one stream, and split into 3 ranges checked by worker processes
+    in one exported snapshot (what happens to a long chain): the damage is named the same."""
+    if request.param == "parallel ranges":
+        monkeypatch.setattr(audit_verify, "PARALLEL_MIN_ENTRIES", 1)
+        monkeypatch.setattr(audit_verify, "parallel_workers", lambda: 3)
     write("gobo", 10)
     with session_scope(committed["gobo"].binding) as session:
         assert seal(committed["gobo"], session, audit_store).action == "sealed"
@@ -34,6 +45,7 @@ def chain(committed: dict[str, TenantRecord], audit_store: AuditStore) -> AuditS
     report = verify(committed["gobo"], audit_store)
     assert report.ok, [p.message for p in report.problems]
     assert (report.last_seq, report.latest_seal["seq"], report.unsealed) == (12, 10, 2)  # type: ignore[index]
+    assert report.ranges == (3 if request.param == "parallel ranges" else 1)
     return audit_store
 
 

@@ -96,6 +96,52 @@ def entry_object(
     }
 
 
+# JSON string literal with the mandatory escapes only (what the encoder above writes for a str).
+_quote = json.encoder.encode_basestring  # the C implementation where available
+
+
+def canonical_text(
+    tenant: str,
+    seq: int,
+    prev: str,
+    at: str,
+    actor_type: str,
+    actor_id: str,
+    actor_name: str | None,
+    terminal: str | None,
+    action: str,
+    subject_type: str | None,
+    subject_id: str | None,
+    purpose: str | None,
+    request_id: str | None,
+    details: Any,
+) -> str:
+    """``encode_json(entry_object(...))`` written directly: the keys in their sorted order, each
+    value through the same string escaping, ``details`` through the sorting encoder. Byte for byte
+    the same text (tests/test_audit.py compares them); about twice as fast, for verification. Any
+    value of another type than the columns hold (a tampered archive line) takes the general path.
+    """
+    q = _quote
+    try:
+        if type(seq) is not int:
+            raise TypeError
+        return (
+            f'{{"action":{q(action)},"actor":{{"id":{q(actor_id)},'
+            f'"name":{"null" if actor_name is None else q(actor_name)},"type":{q(actor_type)}}},'
+            f'"at":{q(at)},"details":{encode_json(details)},"prev":{q(prev)},'
+            f'"purpose":{"null" if purpose is None else q(purpose)},'
+            f'"request_id":{"null" if request_id is None else q(request_id)},"seq":{seq},'
+            f'"subject":{{"id":{"null" if subject_id is None else q(subject_id)},'
+            f'"type":{"null" if subject_type is None else q(subject_type)}}},'
+            f'"tenant":{q(tenant)},"terminal":{"null" if terminal is None else q(terminal)},"v":{VERSION}}}'
+        )
+    except TypeError:
+        return encode_json(
+            entry_object(tenant, seq, prev, at, actor_type, actor_id, actor_name, terminal, action,
+                         subject_type, subject_id, purpose, request_id, details)
+        )  # fmt: skip
+
+
 def checked_text(value: str, path: str) -> str:
     if "\x00" in value:
         raise AuditValueError(f"{path}: NUL characters cannot be stored")

@@ -27,8 +27,8 @@ from app.audit.canonical import canonical_bytes, format_time
 from app.audit.models import AuditArchive, AuditEntry
 from app.audit.signing import signing_key
 from app.audit.storage import AuditStore
-from app.audit.verify import ChainChecker, Problem
-from app.db.audit import flush_wal, stream_entries
+from app.audit.verify import ChainChecker, Problem, check_table
+from app.db.audit import flush_wal
 from app.db.names import code_for_schema
 from app.tenancy.service import TenantRecord, registry
 
@@ -81,7 +81,7 @@ def _check_since(session: Session, code: str, since: tuple[int, str] | None, hea
         start_prev = session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == start - 1)) or ""
     seals = {since[0]: since[1]} if since and since[0] >= start else {}
     checker = ChainChecker(code, start, start_prev, seals)
-    checker.feed(stream_entries(session, start, head_seq))
+    check_table(session, checker, start, head_seq)
     problems = list(checker.problems)
     if checker.mismatched_seals:
         problems.append(Problem("seal_mismatch", since[0] if since else None, None))

@@ -23,25 +23,28 @@ before the entry is durable, yet writers no longer queue behind each other's dis
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, make_transient_to_detached
 
 from app.audit.canonical import checked_text, entry_template, normalized
 from app.audit.models import ACTOR_TYPES, AuditEntry
 from app.audit.mynumber import mask_text, mask_value
 from app.config import get_settings
-from app.db.audit import append_entries, durability_barrier
+from app.db.audit import append_and_commit, append_entries, append_in_own_transaction, durability_barrier
 from app.db.names import DbBinding, code_for_schema
+from app.db.session import context_params
 from app.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
 _PENDING = "audit_pending"  # session.info: entries recorded, not yet chained (in record order)
 _BARRIER = "audit_barrier"  # session.info: the connection that commits asynchronously
+_CONNECTED = "audit_connected"  # session.info: the transaction has a database connection
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,38 @@ def _unchained(entry: AuditEntry) -> bool:
     return entry.__dict__.get("seq") is None
 
 
+_COLUMNS = (
+    "actor_type", "actor_id", "actor_name", "terminal", "action", "subject_type", "subject_id", "purpose",
+    "request_id", "details",
+)  # fmt: skip
+
+
+def _payload(pending: list[AuditEntry], tenant: str) -> list[dict[str, Any]]:
+    """What ``audit_append()`` takes per entry: the canonical text split around ``at``, ``prev``
+    and ``seq`` (``c0``..``c3``) and the columns."""
+    payload = []
+    for e in pending:
+        columns = (
+            e.actor_type, e.actor_id, e.actor_name, e.terminal, e.action, e.subject_type, e.subject_id,
+            e.purpose, e.request_id, e.details,
+        )  # fmt: skip
+        c0, c1, c2, c3 = entry_template(tenant, *columns)
+        payload.append({"c0": c0, "c1": c1, "c2": c2, "c3": c3, **dict(zip(_COLUMNS, columns, strict=True))})
+    return payload
+
+
+def _attach(session: Session | None, pending: list[AuditEntry], chained: Sequence[Sequence[Any]]) -> None:
+    """The database inserted the rows: the entries become detached copies of them (all values
+    loaded), and persistent in ``session`` if given, so that no flush writes them again."""
+    for entry, row in zip(pending, chained, strict=True):
+        if session is not None:
+            session.expunge(entry)
+        entry.id, entry.seq, entry.prev_hash, entry.hash, entry.occurred_at = tuple(row)
+        make_transient_to_detached(entry)
+        if session is not None:
+            session.add(entry)
+
+
 @event.listens_for(Session, "before_flush")
 def _chain_pending(session: Session, flush_context: UOWTransaction, instances: Any) -> None:
     recorded: list[AuditEntry] = session.info.get(_PENDING, [])
@@ -135,32 +170,54 @@ def _chain_pending(session: Session, flush_context: UOWTransaction, instances: A
         return
     session.info[_PENDING] = []
     binding: DbBinding = session.info["binding"]
-    tenant = code_for_schema(binding.schema)
     # Sessions joined to an outer test transaction never really commit: no barrier for them.
     early = get_settings().audit_early_lock_release and not isinstance(session.bind, Connection)
-    payload = []
-    for e in pending:
-        columns = (
-            e.actor_type, e.actor_id, e.actor_name, e.terminal, e.action, e.subject_type, e.subject_id,
-            e.purpose, e.request_id, e.details,
-        )  # fmt: skip
-        c0, c1, c2, c3 = entry_template(tenant, *columns)
-        payload.append({"c0": c0, "c1": c1, "c2": c2, "c3": c3, **dict(zip(_COLUMNS, columns, strict=True))})
-    chained = append_entries(session, early, payload)
-    # The database inserted the rows: attach the entries as persistent, so the flush skips them.
-    for entry, row in zip(pending, chained, strict=True):
-        session.expunge(entry)
-        entry.id, entry.seq, entry.prev_hash, entry.hash, entry.occurred_at = tuple(row)
-        make_transient_to_detached(entry)
-        session.add(entry)
+    chained = append_entries(session, early, _payload(pending, code_for_schema(binding.schema)))
+    _attach(session, pending, chained)
     if early:
         session.info[_BARRIER] = session.connection()
 
 
-_COLUMNS = (
-    "actor_type", "actor_id", "actor_name", "terminal", "action", "subject_type", "subject_id", "purpose",
-    "request_id", "details",
-)  # fmt: skip
+@event.listens_for(Session, "before_commit")
+def _chain_at_commit(session: Session) -> None:
+    """Entries still unwritten at commit (nothing flushed them before): the caller's other changes
+    are flushed first, then the entries are appended and the transaction committed in one round
+    trip (``append_and_commit``), so the chain lock lives only inside the database for one
+    exchange. A session that has not touched the database yet (nothing but entries) does the whole
+    transaction in that one round trip on a pooled connection (``append_in_own_transaction``).
+    Sessions joined to a test's outer transaction, and savepoints, keep the flush path."""
+    if isinstance(session.bind, Connection) or session.in_nested_transaction():
+        return
+    recorded: list[AuditEntry] = session.info.get(_PENDING, [])
+    pending = [e for e in recorded if e in session.new and _unchained(e)]
+    if not pending:
+        return
+    for entry in pending:
+        session.expunge(entry)
+    session.info[_PENDING] = []
+    session.flush()  # the caller's own changes, in this transaction, before its commit
+    if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+        # flush hooks left more work: the entries go back and take the flush path
+        for entry in pending:
+            session.add(entry)
+        session.info[_PENDING] = [*pending, *session.info.get(_PENDING, [])]
+        return
+    binding: DbBinding = session.info["binding"]
+    early = get_settings().audit_early_lock_release
+    payload = _payload(pending, code_for_schema(binding.schema))
+    if session.info.get(_CONNECTED):
+        raw = session.connection().connection.driver_connection
+        chained = append_and_commit(raw, binding, early, payload)
+    else:
+        engine = session.get_bind()
+        assert isinstance(engine, Engine)
+        chained = append_in_own_transaction(engine, binding, context_params(binding), early, payload)
+    _attach(None, pending, chained)  # committed: nothing left for the session to do with them
+
+
+@event.listens_for(Session, "after_begin")
+def _note_connection(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    session.info[_CONNECTED] = True
 
 
 @event.listens_for(Session, "after_commit")
@@ -177,3 +234,4 @@ def _forget(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outermost transaction (a savepoint keeps both)
         session.info.pop(_BARRIER, None)
         session.info.pop(_PENDING, None)
+        session.info.pop(_CONNECTED, None)

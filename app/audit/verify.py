@@ -26,6 +26,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
+import multiprocessing as mp
+import os
 import tempfile
 import time
 from collections import deque
@@ -33,16 +36,19 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
-from app.audit.canonical import GENESIS, digest, encode_json, entry_object
+from app.audit.canonical import GENESIS, canonical_text, digest, entry_object
 from app.audit.models import AuditArchive
 from app.audit.signing import public_keys, verify_document
 from app.audit.storage import AuditStore, SealRef, StorageError
-from app.db.audit import stream_entries
-from app.db.names import code_for_schema
+from app.db.audit import export_snapshot, seq_range, stream_entries, stream_in_snapshot
+from app.db.names import DbBinding, code_for_schema
 from app.db.session import new_session
 from app.tenancy.service import TenantRecord, registry
+
+log = logging.getLogger(__name__)
 
 MAX_PROBLEMS = 200
 _NEAR = (-1, 1, -2, 2, -3, 3)  # seq offsets tried when an entry matches only under another seq
@@ -128,6 +134,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     seconds: float = 0.0
+    ranges: int = 1  # the table's entries were checked in this many ranges at once (one snapshot)
 
     @property
     def ok(self) -> bool:
@@ -171,11 +178,10 @@ class ChainChecker:
         recent = self._recent
         for row in rows:
             seq, link, stored = row[0], row[1], row[2]
-            obj = entry_object(tenant, seq, link, *row[3:14])
-            computed = sha256(encode_json(obj).encode("utf-8")).hexdigest()
+            computed = sha256(canonical_text(tenant, seq, link, *row[3:14]).encode("utf-8")).hexdigest()
             if computed != stored or link != prev or seq != expected:
                 self.expected, self.prev, self.prev_link = expected, prev, prev_link
-                self._anomaly(row, obj, computed == stored)
+                self._anomaly(row, entry_object(tenant, seq, link, *row[3:14]), computed == stored)
             if seals and seq in seals and seals[seq] != stored:
                 self.mismatched_seals.append((seq, stored))
             recent.append((stored, seq))
@@ -243,6 +249,120 @@ class ChainChecker:
         )
 
 
+# --- parallel range verification ----------------------------------------------------------------
+# Below this many entries one stream is quicker than starting worker processes.
+PARALLEL_MIN_ENTRIES = 200_000
+
+
+def parallel_workers() -> int:
+    """Worker processes for range verification: one per CPU this process may run on (at most 8)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return min(cpus, 8)
+
+
+@dataclass
+class _Range:
+    """What one worker found in its range: its ends, and whether every entry in it checked out."""
+
+    first_seq: int | None = None
+    first_link: str | None = None
+    last_seq: int | None = None
+    last_hash: str | None = None
+    last_link: str | None = None
+    count: int = 0
+    clean: bool = True
+    mismatched_seals: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _check_range(task: tuple[DbBinding, str, str, int, int, dict[int, str]]) -> _Range:
+    """In a worker process: recompute every hash of entries ``lo..hi`` in the exported snapshot
+    and check the links inside the range; stop at the first anomaly (the caller then re-reads
+    everything with ``ChainChecker``, which names it)."""
+    binding, snapshot, tenant, lo, hi, seals = task
+    sha256 = hashlib.sha256
+    out = _Range()
+    expected, prev, link = lo, None, None
+    with stream_in_snapshot(binding, snapshot, lo, hi) as rows:
+        for row in rows:
+            seq, link, stored = row[0], row[1], row[2]
+            if prev is None:
+                out.first_seq, out.first_link, prev = seq, link, link
+            computed = sha256(canonical_text(tenant, seq, link, *row[3:14]).encode("utf-8")).hexdigest()
+            if computed != stored or link != prev or seq != expected:
+                out.clean = False
+                return out
+            if seals and seq in seals and seals[seq] != stored:
+                out.mismatched_seals.append((seq, stored))
+            expected, prev = seq + 1, stored
+            out.count += 1
+    out.last_seq, out.last_hash, out.last_link = expected - 1, prev, link
+    return out
+
+
+def _split(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
+    size = -(-(hi - lo + 1) // parts)
+    return [(a, min(a + size - 1, hi)) for a in range(lo, hi + 1, size)]
+
+
+def _check_in_parallel(
+    session: Session, checker: ChainChecker, first_seq: int, last_seq: int | None, workers: int
+) -> int:
+    """Check entries ``first_seq..last_seq`` in ranges, one worker process per range, all reading
+    the snapshot of ``session``'s transaction; then check the links where the ranges meet.
+
+    Returns the number of ranges when the whole span checked out (``checker`` then stands after the
+    last entry, as if it had been fed them: count, head, seal mismatches), 0 when anything looked
+    wrong or a worker failed: then nothing was changed and the caller feeds ``checker`` sequentially, so
+    problems are named exactly as before.
+    """
+    bounds = seq_range(session, first_seq, last_seq)
+    if bounds is None or bounds[0] != first_seq or bounds[1] - bounds[0] + 1 < PARALLEL_MIN_ENTRIES:
+        return 0
+    snapshot = export_snapshot(session)
+    binding: DbBinding = session.info["binding"]
+    tasks = [
+        (binding, snapshot, checker.tenant, a, b, {q: h for q, h in checker.seals.items() if a <= q <= b})
+        for a, b in _split(bounds[0], bounds[1], workers)
+    ]
+    try:
+        with mp.get_context("fork").Pool(len(tasks)) as pool:
+            ranges = pool.map(_check_range, tasks, chunksize=1)
+    except Exception:  # a worker could not connect or died: the sequential path still decides
+        log.warning("parallel audit verification failed; verifying in one stream", exc_info=True)
+        return 0
+    prev_hash: str | None = checker.prev
+    for (a, b), r in zip(((t[3], t[4]) for t in tasks), ranges, strict=True):
+        if not (r.clean and r.first_seq == a and r.first_link == prev_hash and r.last_seq == b):
+            return 0
+        prev_hash = r.last_hash
+    last = ranges[-1]
+    assert last.last_seq is not None
+    assert last.last_hash is not None
+    checker.count += sum(r.count for r in ranges)
+    checker.expected, checker.prev, checker.prev_link = last.last_seq + 1, last.last_hash, last.last_link
+    for r in ranges:
+        checker.mismatched_seals.extend(r.mismatched_seals)
+    return len(ranges)
+
+
+def check_table(session: Session, checker: ChainChecker, first_seq: int, last_seq: int | None = None) -> int:
+    """Feed ``checker`` the table's entries ``first_seq..last_seq`` (``checker.expected`` must be
+    ``first_seq``): in parallel ranges when the span is large and ``session`` really is a
+    transaction of its own (not joined to a test's outer transaction, which other connections
+    cannot see), otherwise, or when anything looks wrong, in one stream. Returns the number of
+    ranges that decided (1: one stream)."""
+    workers = parallel_workers()
+    if workers > 1 and isinstance(session.bind, Engine) and not mp.current_process().daemon:
+        ranges = _check_in_parallel(session, checker, first_seq, last_seq, workers)
+        if ranges:
+            return ranges
+    checker.feed(stream_entries(session, first_seq, last_seq))
+    return 1
+
+
 def _archive_rows(lines: Iterable[bytes]) -> Iterator[Sequence[Any]]:
     """Archive lines (canonical entry + ``hash``) as ``STREAM_COLUMNS`` tuples."""
     for line in lines:
@@ -292,7 +412,7 @@ class _Verification:
             if self.deep:
                 self._feed_archives(cuts, checker)
             archived_count = checker.count
-            checker.feed(stream_entries(session, start_seq))
+            self.report.ranges = check_table(session, checker, start_seq)
         finally:
             session.close()
         report = self.report
