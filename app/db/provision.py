@@ -92,7 +92,7 @@ def run_statements(conn: Connection, statements: list[str]) -> None:
     Without parameters psycopg uses the simple query protocol, which accepts several statements.
     """
     if statements:
-        conn.execution_options(no_parameters=True).exec_driver_sql(";\n".join(statements))
+        conn.exec_driver_sql(";\n".join(statements), execution_options={"no_parameters": True})
 
 
 def create_tenant_schema(
