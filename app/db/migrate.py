@@ -147,17 +147,22 @@ def _migration_files_digest(script: ScriptDirectory) -> str:
     return digest.hexdigest()
 
 
-def render_chain(tree: Tree) -> ChainScript:
+def render_chain(tree: Tree, script_location: str | None = None) -> ChainScript:
     """Render ``tree`` from nothing to its head with Alembic's offline mode (no database).
 
     A migration that uses the connection for anything but DDL (reads, updates with parameters,
     ``current_schema()``) cannot be rendered: the script stops before it and the provisioning runs
     it and every later revision online. A data step that is a no-op on a new schema says so with
-    ``rendering_new_schema`` and stays in the script.
+    ``rendering_new_schema`` and stays in the script. ``script_location``: another migrations
+    folder (tests).
     """
-    script = script_directory(tree)
-    target = head(tree)
     cfg = alembic_config(tree)
+    if script_location is not None:
+        cfg.set_main_option("script_location", script_location)
+    script = ScriptDirectory.from_config(cfg) if script_location else script_directory(tree)
+    target = script.get_current_head()
+    if target is None:
+        raise RuntimeError(f"{script.dir} has no revisions")
     cfg.attributes[RENDER_NEW_SCHEMA] = True
     buffer = io.StringIO()
     ends: list[tuple[str, int]] = []
