@@ -252,20 +252,20 @@ def sync(
             return pending.pop(0) if pending and not failures else None
 
     def work() -> None:
-        with admin_engine().connect() as conn:
-            while (tenant_id := next_tenant()) is not None:
-                try:
+        tenant_id = None
+        try:
+            with admin_engine().connect() as conn:
+                while (tenant_id := next_tenant()) is not None:
                     with conn.begin():
                         result = provision_tenant(conn, configs[tenant_id], from_script=from_script)
-                except Exception as exc:  # reported below; the transaction has been rolled back
-                    log.warning("tenants sync: %s failed", tenant_id, exc_info=True)
                     with lock:
-                        failures.append((tenant_id, _failure_message(exc)))
-                    continue
-                with lock:
-                    results.append(result)
-                    if progress:
-                        progress(result)
+                        results.append(result)
+                        if progress:
+                            progress(result)
+        except Exception as exc:  # reported below; the tenant's transaction has been rolled back
+            log.warning("tenants sync: %s failed", tenant_id or "a worker", exc_info=True)
+            with lock:
+                failures.append((tenant_id or "(no tenant yet)", _failure_message(exc)))
 
     with admin_engine().connect() as conn:
         provision.take_migration_lock(conn)
@@ -285,9 +285,12 @@ def sync(
             provision.release_migration_lock(conn)
             registry.invalidate()
     results.sort(key=lambda r: r.tenant_id)
-    if failures:
+    if failures or pending:
         done = ", ".join(r.tenant_id for r in results[:5]) + (" ..." if len(results) > 5 else "")
-        lines = [f"{tenant_id}: {message}" for tenant_id, message in sorted(failures)]
+        lines = [
+            message if message.startswith(f"{tenant_id}: ") else f"{tenant_id}: {message}"
+            for tenant_id, message in sorted(failures)
+        ]
         raise SyncFailed(
             "\n".join(lines)
             + f"\n(nothing was changed for the tenant(s) above; {len(results)} tenant(s) done"
