@@ -6,6 +6,7 @@ Identifiers are validated by ``app.db.names`` before they are spliced in; everyt
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, MetaData, text
 
@@ -61,12 +62,65 @@ def grant_tables(conn: Connection, binding: DbBinding, metadata: MetaData) -> No
     run_statements(conn, grant_statements(binding, metadata))
 
 
-def grant_statements(binding: DbBinding, metadata: MetaData) -> list[str]:
-    """The statements of ``grant_tables``, in order (later REVOKEs narrow the schema-wide GRANTs)."""
+@dataclass(frozen=True)
+class SchemaObjects:
+    """What ``GRANT ... ON ALL ... IN SCHEMA`` reaches in a schema, as quoted names: tables (with
+    views, materialized views, foreign and partitioned tables), sequences and functions."""
+
+    tables: tuple[str, ...]
+    sequences: tuple[str, ...]
+    functions: tuple[str, ...]  # name(identity arguments)
+
+
+def schema_objects(conn: Connection, schema: str) -> SchemaObjects:
+    """Read a schema's objects (a scan of pg_class and pg_proc, which grow with every tenant)."""
+    rows = conn.execute(
+        text(
+            "SELECT quote_ident(relname), relkind FROM pg_class"
+            " WHERE relnamespace = CAST(:s AS regnamespace) AND relkind IN ('r', 'p', 'v', 'm', 'f', 'S')"
+            " ORDER BY relname"
+        ),
+        {"s": schema},
+    ).all()
+    functions = conn.execute(
+        text(
+            "SELECT format('%I(%s)', proname, pg_get_function_identity_arguments(oid)) FROM pg_proc"
+            " WHERE pronamespace = CAST(:s AS regnamespace) AND prokind <> 'p' ORDER BY 1"
+        ),
+        {"s": schema},
+    ).scalars()
+    return SchemaObjects(
+        tables=tuple(name for name, kind in rows if kind != "S"),
+        sequences=tuple(name for name, kind in rows if kind == "S"),
+        functions=tuple(functions),
+    )
+
+
+def grant_statements(
+    binding: DbBinding, metadata: MetaData, objects: SchemaObjects | None = None
+) -> list[str]:
+    """The statements of ``grant_tables``, in order (later REVOKEs narrow the schema-wide GRANTs).
+
+    With ``objects`` the schema-wide GRANTs name those objects instead of ``ALL ... IN SCHEMA``:
+    the same privileges, without the scans of pg_class and pg_proc that ``ALL ... IN SCHEMA``
+    makes (~50 ms a statement with 1,500 tenant schemas).
+    """
     schema, role = quoted(binding.schema), quoted(binding.role)
+
+    def on(kind: str, names: tuple[str, ...]) -> str | None:
+        return f"{kind} {', '.join(f'{schema}.{name}' for name in names)}" if names else None
+
+    if objects is None:
+        tables: str | None = f"ALL TABLES IN SCHEMA {schema}"
+        sequences: str | None = f"ALL SEQUENCES IN SCHEMA {schema}"
+        functions: str | None = f"ALL FUNCTIONS IN SCHEMA {schema}"
+    else:
+        tables = on("TABLE", objects.tables)
+        sequences = on("SEQUENCE", objects.sequences)
+        functions = on("FUNCTION", objects.functions)
     statements = [
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
-        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+        *([f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}"] if tables else []),
+        *([f"GRANT USAGE, SELECT ON {sequences} TO {role}"] if sequences else []),
         f"REVOKE ALL ON {schema}.alembic_version FROM {role}",
         f"GRANT SELECT ON {schema}.alembic_version TO {role}",
     ]
@@ -82,7 +136,8 @@ def grant_statements(binding: DbBinding, metadata: MetaData) -> list[str]:
         f"GRANT TRUNCATE ON {schema}.{quoted(table)} TO {role}" for table in staging_tables(metadata)
     ]
     # Functions in a tenant schema are SECURITY DEFINER helpers (migrations revoke PUBLIC).
-    statements.append(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {role}")
+    if functions:
+        statements.append(f"GRANT EXECUTE ON {functions} TO {role}")
     return statements
 
 
@@ -93,6 +148,10 @@ def run_statements(conn: Connection, statements: list[str]) -> None:
     """
     if statements:
         conn.exec_driver_sql(";\n".join(statements), execution_options={"no_parameters": True})
+
+
+# Objects of a schema built from a rendered chain, by the text of the script.
+_objects_by_script: dict[str, SchemaObjects] = {}
 
 
 def create_tenant_schema(
@@ -115,7 +174,12 @@ def create_tenant_schema(
     if chain.sql:
         statements.append(chain.sql.rstrip().rstrip(";"))
     if chain.online_from is None:
-        run_statements(conn, statements + grant_statements(binding, metadata))
+        # Every schema built from one script has the same objects: read them from the first one
+        # built in this process, then grant on them by name.
+        objects = _objects_by_script.get(chain.sql)
+        run_statements(conn, statements + grant_statements(binding, metadata, objects))
+        if objects is None:
+            _objects_by_script[chain.sql] = schema_objects(conn, binding.schema)
         return migrate.current_revision(conn, chain.tree, binding.schema)
     run_statements(conn, statements)
     revision = migrate.upgrade(conn, chain.tree, binding.schema)
