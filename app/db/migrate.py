@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
@@ -32,6 +33,8 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from app.config import PROJECT_ROOT
 from app.db.models import control_metadata, tenant_metadata
+
+log = logging.getLogger(__name__)
 
 Tree = Literal["control", "tenant"]
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -113,7 +116,7 @@ class ChainScript:
     steps: tuple[tuple[str, int], ...]  # (revision, end offset of its SQL in ``sql``), in order
     online_from: str | None  # the first revision that needs a live database: it and later ones run online
     reason: str | None  # why ``online_from`` could not be rendered
-    digest: str  # sha256 over the migration files rendered (for logs and the equality test)
+    digest: str  # sha256 over the migration files rendered (for the logs)
 
     @property
     def revision(self) -> str | None:
@@ -224,7 +227,24 @@ def _ddl_only_bind(context: MigrationContext) -> MockConnection:
 
 @lru_cache(maxsize=4)
 def _cached_chain(tree: Tree, head_revision: str) -> ChainScript:
-    return render_chain(tree)
+    chain = render_chain(tree)
+    if chain.online_from is None:
+        log.info(
+            "%s chain rendered up to %s (%d bytes, files %s)",
+            tree,
+            chain.revision,
+            len(chain.sql),
+            chain.digest[:12],
+        )
+    else:
+        log.warning(
+            "%s chain rendered only up to %s: new schemas run %s and later revisions online, op by op (%s)",
+            tree,
+            chain.revision,
+            chain.online_from,
+            chain.reason,
+        )
+    return chain
 
 
 def new_schema_script(tree: Tree = "tenant") -> ChainScript:
