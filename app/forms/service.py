@@ -39,7 +39,12 @@ class FormInputError(ValueError):
 
 
 def content_hash(source: FormSource) -> str:
-    payload = json.dumps(source.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return dumped_content_hash(source.model_dump(mode="json"))
+
+
+def dumped_content_hash(dumped: dict[str, Any]) -> str:
+    """``content_hash`` of a form already dumped with ``model_dump(mode="json")``."""
+    payload = json.dumps(dumped, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -56,9 +56,19 @@ def validate_cmd(as_json: bool) -> None:
 
 @tenants.command("sync")
 @click.option("--only", help="provision/migrate only this tenant id")
+@click.option(
+    "--online-chain",
+    is_flag=True,
+    help="build new schemas through the Alembic chain op by op instead of the rendered script (slower)",
+)
 @click.option("--json", "as_json", is_flag=True)
-def sync_cmd(only: str | None, as_json: bool) -> None:
-    """Provision and migrate tenant schemas from tenants/ (idempotent)."""
+def sync_cmd(only: str | None, online_chain: bool, as_json: bool) -> None:
+    """Provision and migrate tenant schemas from tenants/ (idempotent).
+
+    New schemas are built from the tenant migrations rendered once as one SQL script, two tenants
+    at a time; existing schemas are upgraded through Alembic. A failing tenant is left as it was
+    and stops the run, naming the tenant and the reason.
+    """
 
     def show(r: SyncResult) -> None:
         if not as_json:
@@ -67,7 +77,7 @@ def sync_cmd(only: str | None, as_json: bool) -> None:
             )
 
     try:
-        results = sync(only=only, progress=show)
+        results = sync(only=only, progress=show, from_script=not online_chain)
     except TenantConfigError as exc:
         raise InputRejected("テナント設定に誤りがあります（何も変更していません）:\n" + str(exc)) from exc
     except TenantSyncError as exc:

@@ -67,7 +67,12 @@ class LoadedTenant:
 
 
 def config_hash(config: TenantConfig) -> str:
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return dumped_config_hash(config.model_dump(mode="json"))
+
+
+def dumped_config_hash(dumped: dict[str, Any]) -> str:
+    """``config_hash`` of a configuration already dumped with ``model_dump(mode="json")``."""
+    canonical = json.dumps(dumped, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from app.audit.canonical import GENESIS, digest, entry_object, format_time
+from app.db.migrate import rendering_new_schema
 from app.db.names import code_for_schema
 
 revision: str = "t0008"
@@ -52,7 +53,8 @@ def upgrade() -> None:
     op.add_column("audit_log", sa.Column("seq", sa.BigInteger(), nullable=True))
     op.add_column("audit_log", sa.Column("prev_hash", sa.Text(), nullable=True))
     op.add_column("audit_log", sa.Column("hash", sa.Text(), nullable=True))
-    _chain_existing_entries()
+    if not rendering_new_schema(op.get_context()):  # a new schema has no entries to chain
+        _chain_existing_entries()
     for column in ("seq", "prev_hash", "hash"):
         op.alter_column("audit_log", column, nullable=False)
     op.create_unique_constraint(op.f("uq_audit_log_seq"), "audit_log", ["seq"])
