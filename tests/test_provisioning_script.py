@@ -297,3 +297,20 @@ def test_a_role_named_like_a_city_group_is_refused_and_nothing_changes(fresh: Fr
     with pytest.raises(TenantSyncError, match=r"臨時職員.*created in the admin screens"):
         sync({FAST: changed})
     assert _groups(FAST) == before
+
+
+def test_sync_returns_only_when_every_tenant_is_ready(fresh: Fresh) -> None:
+    # The workers empty the queue as they go: a run must still wait for each of them, so that a
+    # caller (the CLI, a test fixture) never reads a tenant that is half made or not there yet.
+    for ids in ([FAST], [FAST, FAST2, ONLINE]):
+        fresh(*ids)
+        codes = {FAST: "99011", FAST2: "99012", ONLINE: "99013"}
+        results = sync({tid: synthetic_config(tid, codes[tid]) for tid in ids})
+        assert [r.tenant_id for r in results] == sorted(ids)
+        for tid in ids:
+            record = registry.get(tid)
+            assert record is not None, tid
+            with tenant_session(tid) as session:
+                assert session.execute(
+                    text("SELECT version_num FROM alembic_version")
+                ).scalar() == migrate.head("tenant")

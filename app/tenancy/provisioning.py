@@ -275,12 +275,14 @@ def sync(
                 prepare_control(conn)
             if from_script and pending:
                 migrate.new_schema_script("tenant")  # rendered once, before the workers start
+            # Counted once: the workers empty ``pending`` as they go, so it cannot say whom to join.
             threads = [
-                threading.Thread(target=work, name=f"tenants-sync-{i}") for i in range(max(1, workers))
+                threading.Thread(target=work, name=f"tenants-sync-{i}")
+                for i in range(min(max(1, workers), len(pending)))
             ]
-            for thread in threads[: len(pending)]:
+            for thread in threads:
                 thread.start()
-            for thread in threads[: len(pending)]:
+            for thread in threads:
                 thread.join()
         finally:
             provision.release_migration_lock(conn)
