@@ -384,11 +384,11 @@ and 0.40 with those columns as text, and the residents table was 2.6 GB of heap 
 The rest of the first load is Python (read, validate, normalise, format: ~15 µs of CPU a row,
 300,000 rows by process time, one core, the cyclic collector off; the COPY text it sends went from
 766 to 354 bytes a row) beside PostgreSQL's COPY on the other core, then the five search indexes
-built once (t0009) and the households derived. Both cores are shared with other work here, so
-Python and PostgreSQL rarely run in parallel as designed; a rate of half the raw COPY would need the
-Python side split over processes as well (see ADR 0002). Load average (1/5/15 min) on 2 CPUs at the
-end of this run: {load[0]} / {load[1]} / {load[2]}; a run of the same code ten minutes earlier at a
-load average of about 7 measured 0.10 (first load, 148 s) and 0.22 (nightly), ceiling 0.57.
+built once (t0009) and the households derived. Python runs on one core beside PostgreSQL's COPY on
+the other, and it is the longer of the two: a rate of half the raw COPY would need the Python side
+split over processes (see ADR 0002). Load average (1/5/15 min) on 2 CPUs at the
+end of this run: {load[0]} / {load[1]} / {load[2]}; the same code at a load average of about 7
+(other sessions' work) measured 0.10 (first load, 148 s) and 0.22 (nightly), ceiling 0.57.
 
 Peak memory of the import process: {first["peak_rss_mb"]} MB for {rows} rows (first load),
 {second["peak_rss_mb"]} MB for the nightly file on top of them, {small_run["peak_rss_mb"]} MB for a
@@ -414,13 +414,12 @@ whole search with its audit record **{met(whole_ok)}**. The query alone is three
 two cores shared at this load each wake-up of the database backend or of Python may wait for a
 core, which is most of the gap between the first two columns. The rest of the whole search is the
 audit record: its insert under the tenant's
-hash-chain lock and a synchronous commit (being reworked separately; these figures are the
-baseline for that work). `residents reorder` (CLUSTER on the kana index, an operator's step after a
+hash chain and a synchronous commit (ADR 0005 and its addendum). `residents reorder` (CLUSTER on the kana index, an operator's step after a
 first load, here after the nightly import) took {result["reorder"]["seconds"]} s for
 {result["reorder"]["residents"]:,} residents, during which the tenant's searches wait; afterwards a
 3-character kana search finds its ~51 people on a few heap pages instead of ~51. Load average
 (1/5/15 min) on 2 CPUs before the searches: {before[0]} / {before[1]} / {before[2]}, after:
-{load[0]} / {load[1]} / {load[2]}; three other engineers shared the machine, so absolute times are
+{load[0]} / {load[1]} / {load[2]}; where other work shares the cores, absolute times are
 pessimistic, the ratios less so.
 """
     return md
