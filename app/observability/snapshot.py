@@ -257,10 +257,12 @@ def current() -> Snapshot | None:
     finished = _refresh_in_background()
     if finished is not None:
         return _local if finished.wait(wait) else None
-    # Another thread or process computes it: take its result from Redis if it comes in time.
+    # Another thread (its result lands in ``_local``) or process (in Redis) computes it.
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        if _local is not None:
+            return _local
         shared = _shared()
         if shared is not None:
             _local = shared
