@@ -140,6 +140,24 @@ def test_a_cold_scrape_answers_at_once_and_the_figures_follow(
         get_settings.cache_clear()
 
 
+def test_a_cold_scrape_takes_over_a_refresh_whose_process_stopped(
+    app: Flask, db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker stopped mid-refresh leaves its Redis lock behind and never stores a snapshot: the
+    waiting scrape computes it once the lock expires instead of waiting out its whole cold wait."""
+    snapshot.forget_local()
+    get_redis().delete(snapshot.REDIS_KEY)
+    get_redis().set(snapshot.LOCK_KEY, "1", px=400)  # the stopped worker's lock
+    monkeypatch.setenv("MADOGUCHI_METRICS_COLD_WAIT_SECONDS", "20")
+    get_settings.cache_clear()
+    try:
+        found = samples(app)  # before the fix: no snapshot after the whole cold wait
+        assert value(found, "madoguchi_metrics_snapshot_ready") == 1
+        assert ("madoguchi_unique_users", (("tenant", "gobo"), ("window", "day"))) in found
+    finally:
+        get_settings.cache_clear()
+
+
 def test_business_helper_refuses_unknown_events() -> None:
     with pytest.raises(ValueError, match="BUSINESS_EVENTS"):
         record_business("osaka", "guidance_determination", "free text")

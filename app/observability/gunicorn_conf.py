@@ -29,6 +29,10 @@ worker_class = "gthread" if threads > 1 else "sync"  # MADOGUCHI_THREADS=1: the 
 # clients, so the client side closes idle connections, not the server under a request in flight.
 # An idle connection waits in the worker's poller, not in a thread.
 keepalive = 75
+# gunicorn 27 opens a control socket (for ``gunicornc``) at one fixed path per user by default, so
+# a second server on the host (a bench, a test stack, a second instance) takes it over from the
+# first. Servers are managed with signals (systemd), so none is opened.
+control_socket_disable = True
 max_requests = 100_000
 max_requests_jitter = 1_000
 

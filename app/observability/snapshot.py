@@ -257,8 +257,11 @@ def current() -> Snapshot | None:
     finished = _refresh_in_background()
     if finished is not None:
         return _local if finished.wait(wait) else None
-    # Another thread (its result lands in ``_local``) or process (in Redis) computes it.
+    # Another thread (its result lands in ``_local``) or process (in Redis) computes it. That
+    # process may stop before it stores anything (a worker stopped or replaced mid-refresh): once
+    # its Redis lock has expired, this scrape takes the refresh over instead of waiting for nothing.
     deadline = time.monotonic() + wait
+    next_attempt = time.monotonic() + 0.5
     while time.monotonic() < deadline:
         time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         if _local is not None:
@@ -267,6 +270,11 @@ def current() -> Snapshot | None:
         if shared is not None:
             _local = shared
             return shared
+        if time.monotonic() >= next_attempt:
+            next_attempt = time.monotonic() + 0.5
+            finished = _refresh_in_background()
+            if finished is not None:
+                return _local if finished.wait(max(0.0, deadline - time.monotonic())) else None
     return None  # the next scrape gets it
 
 
