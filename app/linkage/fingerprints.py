@@ -1,10 +1,15 @@
 """Skip what did not change: a nightly full extract is ~99 % identical to the previous one.
 
-Before staging, the importer loads (key, row hash) of every resident; each incoming record whose
-宛名番号 and hash match is neither validated nor staged (it was valid when it was applied, and it
-is byte-for-byte the same now). Lookups run on chunks of records with numpy, so the per-row cost
-is the CSV parse and one hash. Memory is ~16 bytes per resident plus 8 bytes per file row (the keys
-seen, for duplicate and missing-person detection).
+Before staging, the importer loads (source hash, key, still resident) of every resident. The source
+hash is the keyed hash of the record's bytes as delivered (``app.linkage.reader.SourceHashing``),
+stored with the row when it was made from them. The reader hashes each record's raw bytes before it
+decodes or parses them; a record whose hash is a current row's is skipped there, so an unchanged
+record costs one hash and a binary search (numpy, a block of lines at a time). Memory is ~17 bytes
+per resident plus 8 bytes per file row (the keys seen, for duplicate and missing-person detection).
+
+A row without a source hash (made by a changes file, or before source hashes existed) or one made
+under other rules (another layout, 外字 map or era table: they are part of the hash's key) is read,
+validated and staged again; applying it then only records its source hash when nothing changed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from app.linkage.reader import Record
-from app.linkage.validate import row_hash
 
 MAX_DIGITS = 16  # key = 宛名番号 × 100 + length must fit a bigint
 
@@ -28,17 +32,35 @@ def atena_key(atena: str) -> int:
 
 
 class Fingerprints:
-    def __init__(self, keys: np.ndarray, hashes: np.ndarray, resident: np.ndarray, atena_column: int):
+    """The tenant's residents as the importer needs them: ``sources`` sorted (0: no source hash),
+    with ``keys`` and ``resident`` (status 住民) in the same order."""
+
+    def __init__(self, sources: np.ndarray, keys: np.ndarray, resident: np.ndarray, atena_column: int):
+        self.sources = sources
         self.keys = keys
-        self.hashes = hashes
         self.resident = resident
         self.atena_column = atena_column
         self.unchanged = 0
         self._seen: list[np.ndarray] = []
         self._sorted = False
 
-    def changed(self, chunk: list[Record]) -> Iterator[Record]:
-        """The records of ``chunk`` that are new, changed or broken (to validate and stage)."""
+    # --- SourceIndex (the reader skips what these find) ---------------------------------------
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        if not len(self.sources):
+            return np.full(len(hashes), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sources, hashes), len(self.sources) - 1)
+        return np.where(self.sources[at] == hashes, at, -1)
+
+    def skip(self, positions: list[int]) -> None:
+        self._seen.append(self.keys[np.asarray(positions, dtype=np.int64)])
+        self._sorted = False
+        self.unchanged += len(positions)
+
+    # --- records read -----------------------------------------------------------------------
+
+    def read(self, chunk: list[Record]) -> Iterator[Record]:
+        """Note the keys of records that were read (not skipped) and pass them on."""
         if not chunk:
             return
         column = self.atena_column
@@ -47,24 +69,12 @@ class Fingerprints:
             dtype=np.int64,
             count=len(chunk),
         )
-        for r in chunk:
-            r.row_hash = row_hash(r.values)  # kept: the validator stages the same hash
-        hashes = np.fromiter((r.row_hash for r in chunk), dtype=np.int64, count=len(chunk))
         self._seen.append(keys)
         self._sorted = False
-        if len(self.keys):
-            at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-            same = (self.keys[at] == keys) & (self.hashes[at] == hashes) & (keys >= 0)
-        else:
-            same = np.zeros(len(chunk), dtype=bool)
-        for record, unchanged in zip(chunk, same.tolist(), strict=True):
-            if unchanged and not record.problems:
-                self.unchanged += 1
-            else:
-                yield record
+        yield from chunk
 
     def seen(self) -> np.ndarray:
-        """Every key read so far, sorted (sorted once, in place; the chunks are released)."""
+        """Every key read or skipped so far, sorted (sorted once, in place; the chunks are released)."""
         if len(self._seen) != 1 or not self._sorted:
             seen = np.concatenate(self._seen) if self._seen else np.zeros(0, dtype=np.int64)
             seen.sort()

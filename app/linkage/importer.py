@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.audit.service import Actor
 from app.config import get_settings
+from app.dates.wareki import ERAS_FILE
 from app.db import imports as sql
 from app.db.session import new_session
 from app.linkage.config import (
@@ -42,7 +45,7 @@ from app.linkage.config import (
 )
 from app.linkage.fingerprints import Fingerprints, atena_key
 from app.linkage.models import ImportBatch, ImportRejection
-from app.linkage.reader import FileRejected, Problem, Record, read_records
+from app.linkage.reader import FileRejected, Problem, Record, SourceHashing, read_records
 from app.linkage.validate import (
     ATTRIBUTE_STAGING_COLUMNS,
     RESIDENT_STAGING_COLUMNS,
@@ -456,7 +459,26 @@ def _reject(
     _finish(session, batch, outcome, "rejected", message)
 
 
-CHUNK = 4096  # records looked up against the fingerprints at a time
+CHUNK = 4096  # records read whose keys are noted at a time
+# Part of every source hash's key: bump it when the import stores other values from the same bytes
+# (a normalisation or validation change), so that the next full extract reads every record again.
+SOURCE_HASH_VERSION = 1
+
+
+def source_hash_key(config: TenantConfig, layout: Layout) -> bytes:
+    """The key of a full residents extract's source hashes: what, besides a record's bytes (and the
+    file's header, which the reader adds), decides what is stored from it."""
+    material = json.dumps(
+        {
+            "version": SOURCE_HASH_VERSION,
+            "layout": layout.model_dump(mode="json"),
+            "name_variants": sorted(config.residents.name_variants.items()),
+            "tenant": [config.tenant.prefecture, config.tenant.name],
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    ).encode()
+    return hashlib.blake2b(material + ERAS_FILE.read_bytes(), digest_size=16).digest()
 
 
 def _stage(
@@ -474,17 +496,20 @@ def _stage(
     """Read, validate and COPY every new or changed valid record into staging.
 
     Returns how many records were staged, for a full residents extract the fingerprints that let
-    unchanged records through without validation (see app.linkage.fingerprints), and whether the
+    the reader skip unchanged records unread (see app.linkage.fingerprints), and whether the
     rows went straight into the empty residents table (a first load: PostgreSQL then maintains the
     indexes on its own core while Python parses, instead of after it).
     """
     staged = 0
     fingerprints: Fingerprints | None = None
     direct = False
+    hashing: SourceHashing | None = None
     with path.open("rb") as stream:
         if kind == "residents":
+            if mode == "full":
+                hashing = SourceHashing(source_hash_key(config, layout))
             columns, records = read_records(
-                stream, layout, RESIDENT_COLUMNS, OPTIONAL_RESIDENT_COLUMNS, meter.on_bytes
+                stream, layout, RESIDENT_COLUMNS, OPTIONAL_RESIDENT_COLUMNS, meter.on_bytes, hashing
             )
             ident = config.tenant
             validator: ResidentValidator | AttributeValidator = ResidentValidator(
@@ -496,9 +521,11 @@ def _stage(
             )
             table, names = "import_staging_residents", tuple(RESIDENT_STAGING_COLUMNS)
             atena_column = columns.index["宛名番号"]
-            if mode == "full" and atena_column is not None:
-                keys, hashes, resident = sql.load_resident_fingerprints(session)
-                fingerprints = Fingerprints(keys, hashes, resident, atena_column)
+            if hashing is not None and atena_column is not None:
+                sources, keys, resident = sql.load_resident_fingerprints(session)
+                fingerprints = Fingerprints(sources, keys, resident, atena_column)
+                if np.any(sources):
+                    hashing.index = fingerprints  # the reader skips records it finds there
                 if allow_direct and len(keys) == 0 and sql.residents_empty(session):
                     direct = True
                     table, names = "residents", (*RESIDENT_STAGING_COLUMNS[3:], "last_batch_id")
@@ -521,9 +548,11 @@ def _stage(
                 meter.rows = record.number
                 chunk.append(record)
                 if len(chunk) == CHUNK:
-                    yield from fingerprints.changed(chunk)
+                    yield from fingerprints.read(chunk)
                     chunk = []
-            yield from fingerprints.changed(chunk)
+            yield from fingerprints.read(chunk)
+            if hashing is not None:
+                meter.rows = hashing.records  # the skipped records after the last one read
 
         def valid_lines() -> Iterator[str]:
             nonlocal staged

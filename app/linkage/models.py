@@ -145,6 +145,7 @@ resident_staging = Table(
     Column("change_date", Date),
     Column("core_updated_at", DateTime(timezone=True)),
     Column("row_hash", BigInteger, nullable=False),
+    Column("source_hash", BigInteger),
     info={"staging": True},
 )
 

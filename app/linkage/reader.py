@@ -5,6 +5,12 @@ then decoded one by one, so a decoding error or a NUL byte is reported with its 
 rest of the file is still read. The csv module then joins quoted fields that span lines (方書 with a
 line break), and every record knows the physical line it starts on. Nothing holds more than one
 record in memory.
+
+Source hashes (``SourceHashing``): for a full residents extract every record also gets a 64-bit
+keyed hash of its bytes as delivered. A record whose hash is that of a resident's current row (the
+row was made from exactly these bytes, under the same layout and rules) is skipped before it is
+decoded or parsed: a nightly full extract is ~99 % such records. A line is only ever skipped where
+a record starts, so a quoted line break (方書) never desynchronises the CSV parser.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from hashlib import blake2b
+from typing import BinaryIO, Protocol
+
+import numpy as np
 
 from app.linkage.config import Layout
 
@@ -46,7 +55,7 @@ class Problem:
 class Record:
     """One CSV record. A plain slotted class: millions are made per import."""
 
-    __slots__ = ("has_private_use", "line", "number", "problems", "row_hash", "values")
+    __slots__ = ("has_private_use", "line", "number", "problems", "row_hash", "source_hash", "values")
 
     def __init__(self, number: int, line: int, values: list[str]):
         self.number = number  # data record number (1 = first record after the header)
@@ -54,7 +63,45 @@ class Record:
         self.values = values
         self.problems: list[Problem] = []
         self.has_private_use = False  # 外字 left after the tenant's map: the validator names the column
-        self.row_hash: int | None = None  # set once by whoever computes it first (fingerprints)
+        self.row_hash: int | None = None  # set once by whoever computes it first
+        self.source_hash: int | None = None  # of the record's bytes as delivered (SourceHashing)
+
+
+class SourceIndex(Protocol):
+    """Which source hashes are those of current rows (``app.linkage.fingerprints.Fingerprints``)."""
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """For each hash, a position >= 0 if a current row was made from such a record, else -1."""
+
+    def skip(self, positions: list[int]) -> None:
+        """These records were skipped (unchanged): count them and note whose they were."""
+
+
+class SourceHashing:
+    """Keyed 64-bit hashes of records as delivered, and skipping the records already applied.
+
+    ``key`` must cover everything besides the bytes that decides what is stored from a record (the
+    layout, the tenant's rules, the era table, the import code's version); the header line is mixed
+    in by the reader. ``index`` may be set after the header has been read (the importer loads the
+    fingerprints once it knows the file's columns). 0 is never a hash: it stands for "none".
+    """
+
+    def __init__(self, key: bytes):
+        self.key = key
+        self.index: SourceIndex | None = None
+        self.records = 0  # records read, the skipped included (the reader keeps it current)
+
+
+def _source_hashes(lines: list[bytes], key: bytes) -> np.ndarray:
+    digests = b"".join([blake2b(line, digest_size=8, key=key).digest() for line in lines])
+    hashes = np.frombuffer(digests, dtype=">i8").astype(np.int64)
+    hashes[hashes == 0] = 1
+    return hashes
+
+
+def source_hash(lines: list[bytes], key: bytes) -> int:
+    """The source hash of a record spanning ``lines`` (physical lines without their ``\\n``)."""
+    return int(_source_hashes([b"\n".join(lines)], key)[0])
 
 
 @dataclass
@@ -92,17 +139,22 @@ def map_header(
     return ColumnMap({std: position.get(names[std]) for std in standard}, names, len(header))
 
 
+BLOCK = 1 << 18  # bytes read at a time: whole lines of it are decoded and hashed together
+
+
 def read_records(
     stream: BinaryIO,
     layout: Layout,
     standard: tuple[str, ...],
     optional: frozenset[str],
     on_bytes: Callable[[int], None] | None = None,
+    hashing: SourceHashing | None = None,
 ) -> tuple[ColumnMap, Iterator[Record]]:
     """Open a file: returns its column map (from the header) and an iterator over its records.
 
     Raises ``FileRejected`` for problems that make the whole file unreadable (empty file, header,
-    broken quoting); problems confined to a record are attached to that record.
+    broken quoting); problems confined to a record are attached to that record. With ``hashing``
+    every record gets its ``source_hash``, and records its index knows are skipped (not yielded).
     """
     codec = CODECS[layout.encoding]
     line_problems: dict[int, Problem] = {}
@@ -132,14 +184,25 @@ def read_records(
                 private_use_lines.add(number)
         return text
 
+    # Shared by lines() and records(): where the CSV parser stands. ``at_start``: the next line it
+    # asks for begins a record (only such a line may be skipped); the record in progress began on
+    # line ``record_line`` and its bytes hash to ``record_hash`` (one line) or are ``record_raw``.
+    at_start = False
+    record_line = 0
+    record_hash = 0
+    record_raw: list[bytes] = []
+    records_read = 0
+    key = hashing.key if hashing is not None else b""
+
     def lines() -> Iterator[str]:
         """Physical lines. Blocks of whole lines are decoded at once; a block with a problem
         (undecodable bytes, NUL, 外字) is redone line by line so each problem gets its line."""
+        nonlocal at_start, record_line, record_hash, record_raw, records_read, key
         number = 0
         pending = b""
         first = True
         while True:
-            block = stream.read(1 << 16)
+            block = stream.read(BLOCK)
             if on_bytes is not None and block:
                 on_bytes(len(block))
             data = pending + block
@@ -150,31 +213,64 @@ def read_records(
                 if block:
                     continue
                 return
-            if first:
-                first = False
-                if codec == "utf-8" and data.startswith(BOM):
-                    data = data[len(BOM) :]  # UTF-8 with or without BOM both read
+            if first and codec == "utf-8" and data.startswith(BOM):
+                data = data[len(BOM) :]  # UTF-8 with or without BOM both read
+            raw_lines = data.split(b"\n")
+            ends_with_newline = raw_lines[-1] == b""
+            if ends_with_newline:
+                raw_lines.pop()
             try:
                 text = data.decode(codec)
                 clean = "\x00" not in text and not private_use(text)
             except UnicodeDecodeError:
                 clean = False
             if clean:
-                parts = text.split("\n")
-                if parts[-1] == "":
-                    parts.pop()
-                    number += len(parts)
-                    yield from [p + "\n" for p in parts]
-                else:  # the last line of the file, without a line break
-                    number += len(parts)
-                    yield from [p + "\n" for p in parts[:-1]]
-                    yield parts[-1]
-                continue
-            for raw in _split_lf(data):
+                texts = [p + "\n" for p in text.split("\n")]
+                texts.pop()  # what follows the last line break ("" at the end of a block)
+                if not ends_with_newline:  # the last line of the file, without a line break
+                    texts.append(text[text.rfind("\n") + 1 :])
+            else:
+                texts = [
+                    careful_line(
+                        number + i + 1, raw + b"\n" if i < len(raw_lines) - 1 or ends_with_newline else raw
+                    )
+                    for i, raw in enumerate(raw_lines)
+                ]
+            hashes: list[int] = []
+            positions: list[int] | None = None
+            skipped: list[int] = []
+            if hashing is not None:
+                if first and layout.header:
+                    # The header (column order) is part of what a record's bytes mean.
+                    key = blake2b(raw_lines[0], digest_size=16, key=hashing.key).digest()
+                found = _source_hashes(raw_lines, key)
+                hashes = found.tolist()
+                if hashing.index is not None:
+                    positions = hashing.index.lookup(found).tolist()
+            first = False
+            for i, line in enumerate(texts):
                 number += 1
-                yield careful_line(number, raw)
+                if at_start:
+                    if positions is None and hashing is not None and hashing.index is not None:
+                        positions = hashing.index.lookup(np.array(hashes, dtype=np.int64)).tolist()
+                    if positions is not None and positions[i] >= 0:
+                        skipped.append(positions[i])
+                        records_read += 1
+                        continue
+                    at_start = False
+                    record_line = number
+                    if hashing is not None:
+                        record_hash = hashes[i]
+                        record_raw = [raw_lines[i]]
+                elif hashing is not None:
+                    record_raw.append(raw_lines[i])
+                yield line
+            if skipped and hashing is not None and hashing.index is not None:
+                hashing.index.skip(skipped)
+                hashing.records = records_read
 
     reader = csv.reader(lines(), delimiter=layout.delimiter, strict=True)
+    at_start = not layout.header  # without a header, the first line starts the first record
     try:
         first = next(reader, None)
     except csv.Error as exc:
@@ -194,30 +290,32 @@ def read_records(
         pending = first
 
     def records() -> Iterator[Record]:
-        number = 0
+        nonlocal at_start, records_read
         width = columns.width
-        if pending is not None:
-            rows: Iterator[list[str]] = itertools.chain((pending,), reader)
-            start = 1
-        else:
-            rows = reader
-            start = reader.line_num + 1
+        rows: Iterator[list[str]] = reader if pending is None else itertools.chain((pending,), reader)
+        at_start = pending is None
         while True:
             try:
                 values = next(rows)
             except StopIteration:
+                if hashing is not None:
+                    hashing.records = records_read
                 return
             except csv.Error as exc:
                 raise FileRejected(
-                    "csv", f'CSVとして読めません: 引用符（"）の対応を確認してください（{exc}）', start
+                    "csv", f'CSVとして読めません: 引用符（"）の対応を確認してください（{exc}）', record_line
                 ) from exc
-            end = reader.line_num
+            at_start = True
+            start = record_line
+            end = start + len(record_raw) - 1 if hashing is not None else reader.line_num
             if not values or values == [""]:
-                line_problems.pop(start, None)
-                start = end + 1
+                for ln in range(start, end + 1):
+                    line_problems.pop(ln, None)
                 continue  # a blank line
-            number += 1
-            record = Record(number, start, values)
+            records_read += 1
+            record = Record(records_read, start, values)
+            if hashing is not None:
+                record.source_hash = record_hash if len(record_raw) == 1 else source_hash(record_raw, key)
             if line_problems or private_use_lines:
                 for ln in range(start, end + 1):
                     problem = line_problems.pop(ln, None)
@@ -230,7 +328,6 @@ def read_records(
                 record.problems.append(
                     Problem("column_count", f"列の数が{len(values)}個です（見出しは{width}列）")
                 )
-            start = end + 1
             yield record
 
     return columns, records()

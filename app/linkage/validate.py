@@ -155,7 +155,7 @@ class ResidentValidator:
         return parsed  # type: ignore[no-any-return]
 
     def validate(self, record: Record) -> list[str] | None:
-        """COPY text fields from 宛名番号 to row_hash for a valid record; else None, problems added."""
+        """COPY text fields from 宛名番号 to source_hash for a valid record; else None, problems added."""
         problems = record.problems
         if problems and any(p.code == "column_count" for p in problems):
             return None  # values cannot be trusted to be in their columns
@@ -267,6 +267,7 @@ class ResidentValidator:
             change[1],
             updated,
             str(row_hash(values) if record.row_hash is None else record.row_hash),
+            NULL if record.source_hash is None else str(record.source_hash),
         ]
 
 
@@ -274,7 +275,7 @@ RESIDENT_STAGING_COLUMNS: tuple[str, ...] = (
     "batch_id", "record", "line", "atena_no", "household_no", "household_order", "name", "name_search", "kana",
     "kana_search", "kana_confirmed", "former_surname", "birth", "birth_date", "sex", "relation",
     "postal_code", "address", "address_extra", "address_search", "became_resident", "address_set",
-    "status", "kind", "change_reason", "change", "change_date", "core_updated_at", "row_hash",
+    "status", "kind", "change_reason", "change", "change_date", "core_updated_at", "row_hash", "source_hash",
 )  # fmt: skip
 
 
