@@ -31,7 +31,7 @@ def test_lookup_finds_current_rows_by_source_hash_and_skip_notes_their_keys() ->
     fingerprints = Fingerprints(sources, keys, np.ones(5, dtype=bool), 0)
     found = fingerprints.lookup(np.array([42, 5, 97, 11, 98], dtype=np.int64))
     assert found.tolist() == [3, -1, 4, 2, -1]
-    fingerprints.skip([3, 4])
+    fingerprints.skip(np.array([3, 4]))
     assert fingerprints.unchanged == 2
     assert fingerprints.seen().tolist() == [200, 400]
     assert fingerprints.missing() == 3

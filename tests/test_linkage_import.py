@@ -367,6 +367,22 @@ def test_changes_file_moves_a_family_between_households(committed: object, tmp_p
     assert households[number(901)].head_atena_no == number(10)
 
 
+def test_a_household_everyone_left_goes_and_the_others_keep_their_record(
+    committed: object, tmp_path: Path
+) -> None:
+    start = [*family(1, 900), person(10, 901, 氏名="別世帯\u3000太郎", 氏名フリガナ="ベツセタイ タロウ")]
+    assert run("gobo", full(tmp_path, "gobo", start)).status == "applied"
+    with tenant_session("gobo") as session:
+        before = {h.household_no: h.id for h in session.scalars(select(Household))}
+    joins = [person(10, 900, 世帯内順="4", 続柄="同居人", 氏名="別世帯\u3000太郎", 氏名フリガナ="ベツセタイ タロウ",
+                    異動事由="世帯変更", 異動日="2026-11-20")]  # fmt: skip
+    outcome = run("gobo", write(tmp_path / "GOBO_JUKI_IDO_20261121.csv", joins, layout("gobo")))
+    assert outcome.status == "applied", outcome.rejections
+    with tenant_session("gobo") as session:
+        after = {h.household_no: (h.id, h.member_count) for h in session.scalars(select(Household))}
+    assert after == {number(900): (before[number(900)], 4)}  # 901 is gone; 900 is the same record
+
+
 def test_people_who_leave_stay_with_their_status(committed: object, tmp_path: Path) -> None:
     assert run("gobo", full(tmp_path, "gobo", family())).status == "applied"
     left = [person(1, 900, 氏名="御坊　一郎", 住民状態="転出", 異動事由="転出", 異動日="2026-11-20")]

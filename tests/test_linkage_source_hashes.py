@@ -8,8 +8,10 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import select, update
 
+from app.linkage import reader
 from app.linkage.config import Layout
 from app.linkage.reader import Record, SourceHashing, read_records
 from app.residents.models import Resident
@@ -33,8 +35,8 @@ class Known:
         found = [int(np.flatnonzero(self.hashes == h)[0]) if h in self.hashes else -1 for h in hashes]
         return np.array(found, dtype=np.int64)
 
-    def skip(self, positions: list[int]) -> None:
-        self.skipped.extend(positions)
+    def skip(self, positions: np.ndarray) -> None:
+        self.skipped.extend(positions.tolist())
 
 
 def read(data: bytes, index: Known | None = None) -> tuple[list[Record], SourceHashing]:
@@ -48,7 +50,16 @@ def read(data: bytes, index: Known | None = None) -> tuple[list[Record], SourceH
 FILE = b'a,b,c\n1,2,3\nz,y,"foo\n1,2,3\nbar"\n4,5,6\n'
 
 
-def test_skipped_records_keep_the_numbering_and_a_quoted_line_break_is_never_split() -> None:
+# Blocks of the whole file, of about a line (the index is there from the second block on, so runs
+# of known lines are skipped in bulk), and of a few bytes (lines and records span blocks).
+BLOCKS = [1 << 18, 12, 5]
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_skipped_records_keep_the_numbering_and_a_quoted_line_break_is_never_split(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader, "BLOCK", block)
     everything, hashing = read(FILE)
     assert [(r.number, r.line, r.values) for r in everything] == [
         (1, 2, ["1", "2", "3"]),
@@ -76,9 +87,11 @@ def test_the_header_is_part_of_a_source_hash() -> None:
     assert first[0].source_hash != second[0].source_hash  # same bytes, other columns
 
 
+@pytest.mark.parametrize("block", [1 << 18, 200])
 def test_a_nightly_full_extract_skips_what_it_applied_and_reads_what_changed(
-    committed: object, tmp_path: Path
+    committed: object, tmp_path: Path, block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(reader, "BLOCK", block)
     rows = family() + [person(4 + i, 910 + i, 氏名=f"住民　{i}") for i in range(10)]
     assert run("gobo", full(tmp_path, "gobo", rows)).status == "applied"
     assert all(r.source_hash is not None for r in residents("gobo").values())

@@ -405,13 +405,19 @@ def _run(
             sql.finish_direct_load(session)
             counts = {"inserted": staged, "updated": 0, "unchanged": 0, "missing": 0}
         elif kind == "residents":
-            counts = sql.apply_residents(session, batch.id, mode, count_missing=fingerprints is None)
+            few = fingerprints is not None and staged * 10 < len(fingerprints.keys)
+            counts = sql.apply_residents(session, batch.id, mode, count_missing=fingerprints is None, few=few)
             if fingerprints is not None:
                 counts["unchanged"] += fingerprints.unchanged
                 counts["missing"] = fingerprints.missing()
         else:
             counts = sql.apply_attributes(session, batch.id, mode)
-        sql.analyze(session, kind)
+        if (
+            direct
+            or kind != "residents"
+            or (counts["inserted"] + counts["updated"]) * 10 >= outcome.rows_read
+        ):
+            sql.analyze(session, kind)  # else autovacuum's analyze keeps up (it too waits for 10 %)
         sql.truncate_staging(session, kind)
         log.info(
             "import batch %s: %s rows staged in %.1f s, applied in %.1f s",
@@ -538,7 +544,7 @@ def _stage(
             table, names = "import_staging_attributes", tuple(ATTRIBUTE_STAGING_COLUMNS)
 
         def candidates() -> Iterator[Record]:
-            if fingerprints is None:
+            if fingerprints is None or direct:  # a first load: the unique 宛名番号 finds duplicates
                 for record in records:
                     meter.rows = record.number
                     yield record

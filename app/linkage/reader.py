@@ -7,7 +7,7 @@ line break), and every record knows the physical line it starts on. Nothing hold
 record in memory.
 
 Source hashes (``SourceHashing``): for a full residents extract every record also gets a 64-bit
-keyed hash of its bytes as delivered. A record whose hash is that of a resident's current row (the
+salted hash of its bytes as delivered. A record whose hash is that of a resident's current row (the
 row was made from exactly these bytes, under the same layout and rules) is skipped before it is
 decoded or parsed: a nightly full extract is ~99 % such records. A line is only ever skipped where
 a record starts, so a quoted line break (方書) never desynchronises the CSV parser.
@@ -73,12 +73,12 @@ class SourceIndex(Protocol):
     def lookup(self, hashes: np.ndarray) -> np.ndarray:
         """For each hash, a position >= 0 if a current row was made from such a record, else -1."""
 
-    def skip(self, positions: list[int]) -> None:
+    def skip(self, positions: np.ndarray) -> None:
         """These records were skipped (unchanged): count them and note whose they were."""
 
 
 class SourceHashing:
-    """Keyed 64-bit hashes of records as delivered, and skipping the records already applied.
+    """Salted 64-bit hashes of records as delivered, and skipping the records already applied.
 
     ``key`` must cover everything besides the bytes that decides what is stored from a record (the
     layout, the tenant's rules, the era table, the import code's version); the header line is mixed
@@ -93,7 +93,7 @@ class SourceHashing:
 
 
 def _source_hashes(lines: list[bytes], key: bytes) -> np.ndarray:
-    digests = b"".join([blake2b(line, digest_size=8, key=key).digest() for line in lines])
+    digests = b"".join([blake2b(line, digest_size=8, salt=key).digest() for line in lines])
     hashes = np.frombuffer(digests, dtype=">i8").astype(np.int64)
     hashes[hashes == 0] = 1
     return hashes
@@ -194,9 +194,30 @@ def read_records(
     records_read = 0
     key = hashing.key if hashing is not None else b""
 
+    def decoded(data: bytes, raw_lines: list[bytes], complete: bool, number: int) -> list[str]:
+        """The block's lines as text (each with its line break, but a last line without one)."""
+        try:
+            text = data.decode(codec)
+            clean = "\x00" not in text and not private_use(text)
+        except UnicodeDecodeError:
+            clean = False
+        if not clean:
+            last = len(raw_lines) - 1
+            return [
+                careful_line(number + i + 1, raw + b"\n" if i < last or complete else raw)
+                for i, raw in enumerate(raw_lines)
+            ]
+        texts = [p + "\n" for p in text.split("\n")]
+        texts.pop()  # what follows the last line break ("" at the end of a block)
+        if not complete:  # the last line of the file, without a line break
+            texts.append(text[text.rfind("\n") + 1 :])
+        return texts
+
     def lines() -> Iterator[str]:
         """Physical lines. Blocks of whole lines are decoded at once; a block with a problem
-        (undecodable bytes, NUL, 外字) is redone line by line so each problem gets its line."""
+        (undecodable bytes, NUL, 外字) is redone line by line so each problem gets its line.
+        Once the index is known, runs of known records are skipped without a Python step per
+        line, and only the lines the parser gets are decoded, one by one."""
         nonlocal at_start, record_line, record_hash, record_raw, records_read, key
         number = 0
         pending = b""
@@ -216,58 +237,71 @@ def read_records(
             if first and codec == "utf-8" and data.startswith(BOM):
                 data = data[len(BOM) :]  # UTF-8 with or without BOM both read
             raw_lines = data.split(b"\n")
-            ends_with_newline = raw_lines[-1] == b""
-            if ends_with_newline:
+            complete = raw_lines[-1] == b""  # the block ends with a line break
+            if complete:
                 raw_lines.pop()
-            try:
-                text = data.decode(codec)
-                clean = "\x00" not in text and not private_use(text)
-            except UnicodeDecodeError:
-                clean = False
-            if clean:
-                texts = [p + "\n" for p in text.split("\n")]
-                texts.pop()  # what follows the last line break ("" at the end of a block)
-                if not ends_with_newline:  # the last line of the file, without a line break
-                    texts.append(text[text.rfind("\n") + 1 :])
-            else:
-                texts = [
-                    careful_line(
-                        number + i + 1, raw + b"\n" if i < len(raw_lines) - 1 or ends_with_newline else raw
-                    )
-                    for i, raw in enumerate(raw_lines)
-                ]
-            hashes: list[int] = []
-            positions: list[int] | None = None
-            skipped: list[int] = []
+            count = len(raw_lines)
+            found = np.zeros(0, dtype=np.int64)
             if hashing is not None:
                 if first and layout.header:
                     # The header (column order) is part of what a record's bytes mean.
                     key = blake2b(raw_lines[0], digest_size=16, key=hashing.key).digest()
                 found = _source_hashes(raw_lines, key)
-                hashes = found.tolist()
-                if hashing.index is not None:
-                    positions = hashing.index.lookup(found).tolist()
+            index = hashing.index if hashing is not None else None
             first = False
-            for i, line in enumerate(texts):
-                number += 1
+            if index is None:
+                # A first load, and the header's block: every line goes to the parser.
+                for i, line in enumerate(decoded(data, raw_lines, complete, number)):
+                    number += 1
+                    if at_start:
+                        if hashing is not None and hashing.index is not None:  # set after the header
+                            position = int(hashing.index.lookup(found[i : i + 1])[0])
+                            if position >= 0:
+                                hashing.index.skip(np.array([position], dtype=np.int64))
+                                records_read += 1
+                                hashing.records = records_read
+                                continue
+                        at_start = False
+                        record_line = number
+                        if hashing is not None:
+                            record_hash = int(found[i])
+                            record_raw = [raw_lines[i]]
+                    elif hashing is not None:
+                        record_raw.append(raw_lines[i])
+                    yield line
+                continue
+            positions = index.lookup(found)
+            unknown = np.flatnonzero(positions < 0).tolist()
+            unknown.append(count)
+            skipped: list[np.ndarray] = []
+            u = 0
+            i = 0
+            while i < count:
                 if at_start:
-                    if positions is None and hashing is not None and hashing.index is not None:
-                        positions = hashing.index.lookup(np.array(hashes, dtype=np.int64)).tolist()
-                    if positions is not None and positions[i] >= 0:
-                        skipped.append(positions[i])
-                        records_read += 1
+                    while unknown[u] < i:
+                        u += 1
+                    j = unknown[u]
+                    if j > i:  # lines i..j-1 are known records: skipped unread
+                        skipped.append(positions[i:j])
+                        records_read += j - i
+                        number += j - i
+                        i = j
                         continue
+                    number += 1
                     at_start = False
                     record_line = number
-                    if hashing is not None:
-                        record_hash = hashes[i]
-                        record_raw = [raw_lines[i]]
-                elif hashing is not None:
+                    record_hash = int(found[i])
+                    record_raw = [raw_lines[i]]
+                else:
+                    number += 1
                     record_raw.append(raw_lines[i])
-                yield line
-            if skipped and hashing is not None and hashing.index is not None:
-                hashing.index.skip(skipped)
-                hashing.records = records_read
+                raw = raw_lines[i]
+                i += 1
+                yield careful_line(number, raw + b"\n" if i < count or complete else raw)
+            if skipped:
+                index.skip(np.concatenate(skipped))
+            assert hashing is not None
+            hashing.records = records_read
 
     reader = csv.reader(lines(), delimiter=layout.delimiter, strict=True)
     at_start = not layout.header  # without a header, the first line starts the first record

@@ -1,4 +1,4 @@
-"""tenant: residents' source hash (the keyed hash of the record's bytes as delivered), so a full
+"""tenant: residents' source hash (the salted hash of the record's bytes as delivered), so a full
 extract's unchanged records are skipped before they are decoded or parsed
 
 Revision ID: t0012
