@@ -383,6 +383,23 @@ def test_a_household_everyone_left_goes_and_the_others_keep_their_record(
     assert after == {number(900): (before[number(900)], 4)}  # 901 is gone; 900 is the same record
 
 
+def test_a_heads_new_address_reaches_the_household_and_a_new_katagaki_touches_none(
+    committed: object, tmp_path: Path
+) -> None:
+    rows = [*family(1, 900), *family(4, 901)]
+    assert run("yamaguchi", full(tmp_path, "yamaguchi", rows)).status == "applied"
+    with tenant_session("yamaguchi") as session:
+        before = {h.household_no: (h.address, h.updated_at) for h in session.scalars(select(Household))}
+    rows[0]["住所"] = "山口県山口市亀山町2番1号"  # the head of 900 moves
+    rows[4]["方書"] = "亀山ハイツ 101"  # someone in 901 gets a new 方書
+    outcome = run("yamaguchi", full(tmp_path, "yamaguchi", rows, name="full-2.tsv"))
+    assert outcome.counts["updated"] == 2, outcome.rejections
+    with tenant_session("yamaguchi") as session:
+        after = {h.household_no: (h.address, h.updated_at) for h in session.scalars(select(Household))}
+    assert after[number(900)][0] == "山口県山口市亀山町2番1号"
+    assert after[number(901)] == before[number(901)]  # not rewritten
+
+
 def test_people_who_leave_stay_with_their_status(committed: object, tmp_path: Path) -> None:
     assert run("gobo", full(tmp_path, "gobo", family())).status == "applied"
     left = [person(1, 900, 氏名="御坊　一郎", 住民状態="転出", 異動事由="転出", 異動日="2026-11-20")]

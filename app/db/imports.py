@@ -136,12 +136,18 @@ def apply_residents(
         " ORDER BY atena_no, change_date DESC NULLS LAST, record DESC"
     )
     params = {"b": batch_id}
+    # Households to re-derive: the old and the new one of each person staged whose household
+    # number, place or relation in it, address or status differs from the row (or who is new). A
+    # changed 方書 or name touches no household.
     session.execute(
         text(
             "INSERT INTO import_staging_households (batch_id, household_no)"
-            " SELECT :b, household_no FROM import_staging_residents WHERE batch_id = :b"
-            " UNION SELECT :b, r.household_no FROM residents r"
-            "   JOIN import_staging_residents s ON s.atena_no = r.atena_no AND s.batch_id = :b"
+            " SELECT DISTINCT :b, v.household_no FROM import_staging_residents s"
+            " LEFT JOIN residents r ON r.atena_no = s.atena_no"
+            " CROSS JOIN LATERAL (VALUES (s.household_no), (r.household_no)) v(household_no)"
+            " WHERE s.batch_id = :b AND v.household_no IS NOT NULL AND (r.atena_no IS NULL OR"
+            "  (s.household_no, s.household_order, s.relation, s.postal_code, s.address, s.status)"
+            "  IS DISTINCT FROM (r.household_no, r.household_order, r.relation, r.postal_code, r.address, r.status))"
             " ON CONFLICT DO NOTHING"
         ),
         params,

@@ -139,7 +139,10 @@ def map_header(
     return ColumnMap({std: position.get(names[std]) for std in standard}, names, len(header))
 
 
-BLOCK = 1 << 18  # bytes read at a time: whole lines of it are decoded and hashed together
+# Bytes read at a time: whole lines of it are decoded, hashed and looked up together. Large, because
+# a lookup's cost per line falls with the number of lines looked up at once (sorted needles: 0.74
+# µs a line at 1,000 lines, 0.23 at 17,000, against Osaka's 2.9 million fingerprints).
+BLOCK = 1 << 22
 
 
 def read_records(
