@@ -87,6 +87,7 @@ class ImportOutcome:
     rejections: list[RejectionEntry] = field(default_factory=list)  # the reported ones (bounded)
     message: str = ""
     duplicate_of: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: reading and staging, applying
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +101,7 @@ class ImportOutcome:
             "counts": self.counts,
             "message": self.message,
             "duplicate_of": self.duplicate_of,
+            "phases": self.phases,
             "rejections": [r.__dict__ for r in self.rejections],
         }
 
@@ -427,6 +429,10 @@ def _run(
             time.perf_counter() - staged_at,
         )
         outcome.counts = counts
+        outcome.phases = {
+            "read_and_stage": round(staged_at - started, 2),
+            "apply": round(time.perf_counter() - staged_at, 2),
+        }
         outcome.rejections = reporter.entries
         _save_rejections(session, batch.id, reporter.entries)
         held = f"、{outcome.rows_rejected}行は誤りのため保留" if outcome.rows_rejected else ""
