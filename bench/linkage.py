@@ -395,7 +395,7 @@ Import goal: nightly full extract **{met(result["nightly_vs_raw_copy"] >= 0.5)}*
 unread: each record's bytes are hashed (BLAKE2b, 8 bytes, salted with the layout and the rules)
 and looked up among the source hashes stored with the residents' rows (t0012) before anything is
 decoded or parsed; only new and changed records are validated and staged (ADR 0002). Its time:
-{phases.get("read_and_stage", "–")} s reading (of which ~2 s loading the residents' fingerprints) and
+{phases.get("read_and_stage", "–")} s reading (of which 2-3 s, measured apart, load the residents' fingerprints) and
 {phases.get("apply", "–")} s applying (the changed rows, HOT updates on pages kept 10 % free; the
 households touched). A change of the rules makes the next full extract read and rewrite every row
 once.
@@ -441,7 +441,7 @@ two cores shared at this load each wake-up of the database backend or of Python 
 core, which is most of the gap between the first two columns. The rest of the whole search is the
 audit record: its insert under the tenant's
 hash chain and a synchronous commit (ADR 0005 and its addendum). `residents reorder` (CLUSTER on the kana index, an operator's step after a
-first load, here after the nightly import) took {result["reorder"]["seconds"]} s for
+first load, here after the imports) took {result["reorder"]["seconds"]} s for
 {result["reorder"]["residents"]:,} residents, during which the tenant's searches wait; afterwards a
 3-character kana search finds its ~51 people on a few heap pages instead of ~51. Load average
 (1/5/15 min) on 2 CPUs before the searches: {before[0]} / {before[1]} / {before[2]}, after:
