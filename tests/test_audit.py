@@ -9,6 +9,7 @@ import threading
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from psycopg.pq import TransactionStatus
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
@@ -28,7 +29,9 @@ from app.audit.models import AuditEntry
 from app.audit.service import NoActorError
 from app.audit.storage import AuditStore
 from app.audit.verify import verify
-from app.db.engine import get_engine
+from app.config import get_settings
+from app.db.audit import AUDIT_LOCK_CLASS
+from app.db.engine import admin_engine, get_engine
 from app.db.session import new_session, session_scope
 from app.identity.service import create_user
 from app.tenancy.service import TenantRecord, registry
@@ -280,6 +283,50 @@ def test_entries_alone_commit_in_one_exchange_and_leave_the_pooled_connection_as
         raw.rollback()
     finally:
         pooled.close()
+    chain = rows("gobo")
+    assert [r.seq for r in chain] == [1, 2, 3]
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
+
+
+def test_entries_alone_that_fail_to_chain_leave_nothing_and_no_spoiled_connection(
+    committed: dict[str, TenantRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-exchange path's error side: the chain lock is held elsewhere past the statement
+    timeout. The caller gets the error, no entry is written, every pooled connection is back in
+    its normal state, and the next entries chain on as if nothing had happened."""
+    write("gobo", 2)
+    monkeypatch.setenv("MADOGUCHI_DB_STATEMENT_TIMEOUT_MS", "300")
+    get_settings.cache_clear()
+    holder = admin_engine().connect()
+    try:
+        holder.execute(
+            text("SELECT pg_advisory_xact_lock(:c, :t)"),
+            {"c": AUDIT_LOCK_CLASS, "t": int(committed["gobo"].schema_name[2:])},
+        )
+        with (
+            pytest.raises(DBAPIError, match="statement timeout"),
+            session_scope(committed["gobo"].binding) as s,
+        ):
+            record(s, "resident.view", subject_type="resident", subject_id="1", actor=CLERK)
+    finally:
+        holder.rollback()
+        holder.close()
+        get_settings.cache_clear()
+    assert [r.seq for r in rows("gobo")] == [1, 2]
+    engine = get_engine()
+    pooled = [engine.raw_connection() for _ in range(engine.pool.size())]
+    try:
+        for connection in pooled:
+            raw = connection.driver_connection
+            assert raw is not None
+            assert raw.autocommit is False
+            assert raw.info.transaction_status == TransactionStatus.IDLE
+            assert raw.execute("SELECT current_user = session_user").fetchone() == (True,)
+            raw.rollback()
+    finally:
+        for connection in pooled:
+            connection.close()
+    write("gobo", 1)
     chain = rows("gobo")
     assert [r.seq for r in chain] == [1, 2, 3]
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
