@@ -253,16 +253,19 @@ def read_records(
             index = hashing.index if hashing is not None else None
             first = False
             if index is None:
-                # A first load, and the header's block: every line goes to the parser.
+                # A first load, and the header's block (the index is set once the header is read:
+                # the rest of this block is looked up then, at once).
+                positions: list[int] | None = None
+                known: list[int] = []
                 for i, line in enumerate(decoded(data, raw_lines, complete, number)):
                     number += 1
                     if at_start:
-                        if hashing is not None and hashing.index is not None:  # set after the header
-                            position = int(hashing.index.lookup(found[i : i + 1])[0])
-                            if position >= 0:
-                                hashing.index.skip(np.array([position], dtype=np.int64))
+                        if hashing is not None and hashing.index is not None:
+                            if positions is None:
+                                positions = hashing.index.lookup(found).tolist()
+                            if positions[i] >= 0:
+                                known.append(positions[i])
                                 records_read += 1
-                                hashing.records = records_read
                                 continue
                         at_start = False
                         record_line = number
@@ -272,9 +275,12 @@ def read_records(
                     elif hashing is not None:
                         record_raw.append(raw_lines[i])
                     yield line
+                if known and hashing is not None and hashing.index is not None:
+                    hashing.index.skip(np.array(known, dtype=np.int64))
+                    hashing.records = records_read
                 continue
-            positions = index.lookup(found)
-            unknown = np.flatnonzero(positions < 0).tolist()
+            found_at = index.lookup(found)
+            unknown = np.flatnonzero(found_at < 0).tolist()
             unknown.append(count)
             skipped: list[np.ndarray] = []
             u = 0
@@ -285,7 +291,7 @@ def read_records(
                         u += 1
                     j = unknown[u]
                     if j > i:  # lines i..j-1 are known records: skipped unread
-                        skipped.append(positions[i:j])
+                        skipped.append(found_at[i:j])
                         records_read += j - i
                         number += j - i
                         i = j
