@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +19,7 @@ from app.db.engine import admin_engine
 from app.db.session import session_scope
 from app.residents.models import Resident
 from app.tenancy.service import registry
-from tests.conftest import ROOT
+from tests.conftest import madoguchi
 
 CLERK = Actor("staff", "7", "窓口 花子", "counter-1")
 
@@ -106,15 +104,7 @@ def run_cli(*args: str) -> Result:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", "audit", *args],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return madoguchi("audit", *args)
 
 
 def resident(session: Session, n: int, name: str) -> int:

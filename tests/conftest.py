@@ -13,6 +13,8 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,6 +158,21 @@ def app(provisioned: dict[str, TenantRecord]) -> Flask:
     flask_app = create_app()
     flask_app.config["TESTING"] = True
     return flask_app
+
+
+def madoguchi(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The real ``madoguchi`` entry point in a child process (``python -m app.cli ARGS``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        env=os.environ.copy() if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def tenant_session(tenant: str) -> Session:

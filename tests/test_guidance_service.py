@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ from tests.conftest import (
     ROOT,
     STAFF_TABLES,
     login,
+    madoguchi,
     make_staff,
     tenant_session,
     truncate_tenant_tables,
@@ -174,11 +173,8 @@ def test_cli_guidance_with_household_file(guide_tenant: Path, tmp_path: Path) ->
         {"name": "転入 陽", "birth": "2022-06-01", "sex": 1, "relation": "子"},
     ], ensure_ascii=False), encoding="utf-8")  # fmt: skip
     pdf = tmp_path / "sheet.pdf"
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "guidance", TENANT, "--household", str(household), "--event", "tennyu",
-         "--date", "2026-11-21", "--answer", "wants_inkan=no", "--json", "--pdf", str(pdf)],
-        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+    done = madoguchi("guidance", TENANT, "--household", str(household), "--event", "tennyu",
+         "--date", "2026-11-21", "--answer", "wants_inkan=no", "--json", "--pdf", str(pdf))  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     names = [(p["name"], p["department"], p["reason"]) for p in result["procedures"]]
@@ -193,11 +189,8 @@ def test_cli_guidance_with_household_file(guide_tenant: Path, tmp_path: Path) ->
 def test_cli_guidance_rejects_bad_answers_with_exit_1(guide_tenant: Path, tmp_path: Path) -> None:
     household = tmp_path / "h.json"
     household.write_text('[{"name": "a", "birth": "2000-01-01", "relation": "世帯主"}]', encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "guidance", TENANT, "--household", str(household), "--event", "tennyu",
-         "--answer", "no_such=yes"],
-        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+    done = madoguchi("guidance", TENANT, "--household", str(household), "--event", "tennyu",
+         "--answer", "no_such=yes")  # fmt: skip
     assert done.returncode == 1
     assert "no_such" in done.stderr
 
@@ -301,20 +294,14 @@ def test_cli_guidance_names_the_subject(guide_tenant: Path, tmp_path: Path) -> N
         {"name": "死亡 一郎", "birth": "1950-01-01", "sex": 1, "relation": "世帯主", "attributes": {"国保": "加入"}},
         {"name": "死亡 花子", "birth": "1952-02-02", "sex": 2, "relation": "妻", "attributes": {"国保": "加入"}},
     ], ensure_ascii=False), encoding="utf-8")  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "guidance", TENANT, "--household", str(household), "--event", "shibou",
-         "--date", "2026-05-28", "--subject", "m2", "--answer", "has_moped=no"],
-        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+    done = madoguchi("guidance", TENANT, "--household", str(household), "--event", "shibou",
+         "--date", "2026-05-28", "--subject", "m2", "--answer", "has_moped=no")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "亡くなった方: 死亡 花子" in done.stdout
     assert "国民健康保険 資格喪失（死亡 花子）" in done.stdout
     assert "期限 令和8年6月3日まで（死亡の事実を知った日を含めて7日以内）" in done.stdout
-    unknown = subprocess.run(
-        [sys.executable, "-m", "app.cli", "guidance", TENANT, "--household", str(household), "--event", "shibou",
-         "--subject", "m7"],
-        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+    unknown = madoguchi("guidance", TENANT, "--household", str(household), "--event", "shibou",
+         "--subject", "m7")  # fmt: skip
     assert unknown.returncode == 1
     assert "subjects" in unknown.stderr
     assert "m7" in unknown.stderr

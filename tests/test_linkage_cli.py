@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from app.linkage.models import LinkageObject
-from tests.conftest import ROOT, tenant_session
+from tests.conftest import madoguchi, tenant_session
 from tests.linkage_support import Bucket, bucket
 
 ZEN = "GOBO_JUKI_ZEN_20260401.csv"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", "linkage", *args],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return madoguchi("linkage", *args)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from app.linkage.models import ImportBatch, ImportRejection
 from app.residents.models import Household, Resident
 from app.residents.service import summary
 from app.tenancy.service import registry
-from tests.conftest import ROOT, tenant_session
+from tests.conftest import ROOT, madoguchi, tenant_session
 from tests.linkage_files import number, person, render, write
 
 ACTOR = Actor("cli", "test")
@@ -460,15 +460,7 @@ def test_cli_import_reports_and_exits_1_on_rejection(committed: object, tmp_path
     rows = family()
     rows[0]["続柄"] = "内縁"
     path = full(tmp_path, "yamaguchi", rows)
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "linkage", "import", "yamaguchi", str(path), "--json"],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    done = madoguchi("linkage", "import", "yamaguchi", str(path), "--json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["status"] == "rejected"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +29,7 @@ from app.linkage.adapters.polling import (
 from app.linkage.config import HttpAdapter, HttpAuth, LocalAdapter, S3Adapter
 from app.linkage.models import ImportBatch, LinkageObject
 from app.tenancy.service import TenantRecord
-from tests.conftest import ROOT, tenant_session
+from tests.conftest import madoguchi, tenant_session
 from tests.linkage_support import Bucket, bucket, extract_server, job_context, record_import
 
 JUKI = r"^GOBO_JUKI_(ZEN|IDO)_\d{8}\.csv$"
@@ -360,15 +357,7 @@ def test_a_scheduled_poll_runs_on_the_scheduler_and_schedules_itself_again(
 
 
 def test_madoguchi_worker_schedules_the_polls_at_start_up(provisioned: object) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "worker", "--burst"],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = madoguchi("worker", "--burst")
     assert done.returncode == 0, done.stderr
     assert set(scheduled_ids()) >= EXPECTED_POLLS
 

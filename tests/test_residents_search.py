@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from app.linkage.importer import import_local_file
 from app.residents.models import Resident
 from app.residents.service import SearchInputError, SearchQuery, search, summary, view
 from app.tenancy.service import registry
-from tests.conftest import ROOT, login, make_staff, tenant_session
+from tests.conftest import login, madoguchi, make_staff, tenant_session
 from tests.linkage_files import number, person, write
 
 PEOPLE = [
@@ -245,26 +242,10 @@ def test_web_search_page(app: Flask, osaka_people: None) -> None:
 
 
 def test_cli_residents_find(osaka_people: None) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "residents", "find", "osaka", "--kana", "たかはし", "--json"],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = madoguchi("residents", "find", "osaka", "--kana", "たかはし", "--json", timeout=60)
     assert done.returncode == 0, done.stderr
     assert [r["atena_no"] for r in json.loads(done.stdout)] == [number(1), number(2)]
-    bad = subprocess.run(
-        [sys.executable, "-m", "app.cli", "residents", "find", "osaka"],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    bad = madoguchi("residents", "find", "osaka", timeout=60)
     assert bad.returncode == 1
     assert "いずれかを入力" in bad.stderr
 
@@ -272,15 +253,7 @@ def test_cli_residents_find(osaka_people: None) -> None:
 def test_cli_reorder_keeps_every_resident_and_every_search_answer(osaka_people: None) -> None:
     queries = [{"kana": "タカハシ"}, {"name": "山崎"}, {"birth": "S500601"}]
     before = [find(**q) for q in queries]
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "residents", "reorder", "osaka"],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    done = madoguchi("residents", "reorder", "osaka")
     assert done.returncode == 0, done.stderr
     assert "住民5人をフリガナ順に並べ替えました" in done.stdout
     assert [find(**q) for q in queries] == before

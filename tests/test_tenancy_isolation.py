@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import MetaData, select, text
@@ -15,7 +12,7 @@ from sqlalchemy.exc import ProgrammingError
 from app.identity.models import StaffUser
 from app.tenancy.models import CalendarOverride
 from app.tenancy.service import add_override
-from tests.conftest import ROOT, make_staff, tenant_session
+from tests.conftest import madoguchi, make_staff, tenant_session
 
 
 def test_rows_written_as_osaka_are_invisible_to_gobo_through_the_orm(db: None) -> None:
@@ -99,24 +96,12 @@ def test_osaka_data_is_invisible_to_gobo_through_the_api(client_for: object) -> 
     assert "大阪の臨時閉庁" not in other.get_data(as_text=True)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def test_osaka_data_is_invisible_to_gobo_through_the_cli(committed: object) -> None:
+def test_osaka_data_is_invisible_to_gobo_through_themadoguchi(committed: object) -> None:
     day = (dt.date.today() + dt.timedelta(days=2)).isoformat()
-    done = _cli("calendar", "close", "osaka", day, "--reason", "大阪だけの閉庁")
+    done = madoguchi("calendar", "close", "osaka", day, "--reason", "大阪だけの閉庁")
     assert done.returncode == 0, done.stderr
-    osaka = json.loads(_cli("calendar", "show", "osaka", "--start", day, "--days", "1", "--json").stdout)
-    gobo = json.loads(_cli("calendar", "show", "gobo", "--start", day, "--days", "1", "--json").stdout)
+    osaka = json.loads(madoguchi("calendar", "show", "osaka", "--start", day, "--days", "1", "--json").stdout)
+    gobo = json.loads(madoguchi("calendar", "show", "gobo", "--start", day, "--days", "1", "--json").stdout)
     assert osaka[0]["overrides"] == ["大阪だけの閉庁"]
     assert gobo[0]["overrides"] == []
     with tenant_session("gobo") as session:
@@ -124,13 +109,13 @@ def test_osaka_data_is_invisible_to_gobo_through_the_cli(committed: object) -> N
 
 
 def test_cli_rejects_an_unknown_tenant_with_exit_code_1(provisioned: object) -> None:
-    done = _cli("calendar", "show", "atlantis")
+    done = madoguchi("calendar", "show", "atlantis")
     assert done.returncode == 1
     assert "atlantis" in done.stderr
 
 
 def test_cli_usage_error_exits_2(provisioned: object) -> None:
-    assert _cli("calendar", "show").returncode == 2
+    assert madoguchi("calendar", "show").returncode == 2
 
 
 def test_a_pinned_catalogue_version_cached_for_one_city_never_answers_for_another(db: None) -> None:
