@@ -433,6 +433,35 @@ def test_duplicates_are_found_among_unchanged_rows(committed: object, tmp_path: 
     assert sorted(r.line for r in outcome.rejections if r.code == "duplicate") == [2, 5]
 
 
+def test_a_full_extract_settles_duplicates_and_missing_over_skipped_read_and_rejected_rows(
+    committed: object, tmp_path: Path
+) -> None:
+    """Gobo accepts the valid rows and quarantines the rest. Unchanged rows are skipped unread, yet
+    a person given twice is caught whichever way each copy went (skipped, staged, rejected), and
+    the residents the extract does not mention are counted (people who left are not: the one given
+    here unchanged is skipped, and counts for nobody)."""
+    people = family(1, 900) + family(4, 901)
+    departed = person(7, 902, 氏名="御坊　去", 住民状態="転出", 異動事由="転出", 異動日="2026-10-01")
+    assert run("gobo", full(tmp_path, "gobo", [*people, departed])).status == "applied"
+    renamed = {**people[1], "氏名": "御坊　華子"}
+    invalid = {**people[2], "性別": "5"}
+    moved = {**people[4], "住所": "和歌山県御坊市薗200番地"}
+    newcomer = person(8, 903, 氏名="新田　来", 氏名フリガナ="ニッタ キタル")
+    rows = [people[0], people[1], renamed, invalid, people[3], people[3], moved, newcomer, departed]
+    outcome = run("gobo", full(tmp_path, "gobo", rows, name="GOBO_JUKI_ZEN_20261122.csv"))
+    assert outcome.status == "applied", outcome.rejections
+    duplicates = sorted(r.line for r in outcome.rejections if r.code == "duplicate")
+    assert duplicates == [3, 4, 6, 7]  # 花子 unchanged + renamed; 一郎 (901) twice, both unchanged
+    assert [(r.line, r.column) for r in outcome.rejections if r.code != "duplicate"] == [(5, "性別")]
+    assert (outcome.counts["inserted"], outcome.counts["updated"]) == (1, 1)
+    assert outcome.counts["missing"] == 1  # 翔 of 901; 翔 of 900 is named by the rejected row
+    stored = residents("gobo")
+    assert stored[number(2)].name == "御坊　花子"  # neither copy of a duplicate is applied
+    assert stored[number(5)].address == "和歌山県御坊市薗200番地"
+    assert stored[number(8)].status == "住民"
+    assert stored[number(6)].status == stored[number(3)].status == "住民"  # kept
+
+
 # --- batch records, CLI ------------------------------------------------------------------------
 
 

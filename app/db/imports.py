@@ -7,7 +7,7 @@ skips rows whose hash is unchanged, so a nightly full extract rewrites only what
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,18 +118,24 @@ def drop_staged_records(session: Session, table: str, batch_id: int, records: Se
     )
 
 
+def prefer_index_lookups(session: Session) -> None:
+    """For the rest of the transaction, price random reads as on SSD storage (random_page_cost
+    1.1, the usual setting there): a few thousand people are then looked up by their unique
+    宛名番号 instead of reading the whole residents table to join them (as at the default of 4, for
+    spinning disks), about twice as fast at Osaka's size."""
+    session.execute(text("SELECT set_config('random_page_cost', '1.1', true)"))
+
+
 def apply_residents(
     session: Session, batch_id: int, mode: str, count_missing: bool = True, few: bool = False
 ) -> dict[str, int]:
     """Apply staged residents; returns counts (inserted, updated, unchanged, missing).
 
-    ``few``: the staged people are a small part of the residents (a nightly file's changes). Then
-    random reads are priced as on SSD storage (random_page_cost 1.1, the usual setting there), so
-    the planner looks each one up by its unique 宛名番号 instead of reading the whole table to join
-    them (at the default of 4, for spinning disks), which at Osaka's size is about twice as fast.
+    ``few``: the staged people are a small part of the residents (a nightly file's changes), see
+    ``prefer_index_lookups``.
     """
     if few:
-        session.execute(text("SELECT set_config('random_page_cost', '1.1', true)"))
+        prefer_index_lookups(session)
     # For a changes file, a person may appear more than once: the latest 異動日 wins (then file order).
     latest = (
         "SELECT DISTINCT ON (atena_no) * FROM import_staging_residents WHERE batch_id = :b"
@@ -301,39 +307,95 @@ def apply_attributes(session: Session, batch_id: int, mode: str) -> dict[str, in
     return {"inserted": inserted, "removed": removed, "unknown_residents": unknown}
 
 
-# One resident in the aggregated string: source hash, key (big-endian bigints), resident flag.
-_FINGERPRINT = np.dtype([("source", ">i8"), ("key", ">i8"), ("resident", "u1")])
+# Residents' source hashes are read a range of heap pages at a time: one aggregated string each
+# (a row per resident, even in a binary COPY, cost the client as much again as the query).
+_PAGES_PER_CHUNK = 16384  # 128 MB of heap
+# A resident a record of the batch names: source hash, key (big-endian bigints), still resident.
+_NAMED = np.dtype([("source", ">i8"), ("key", ">i8"), ("resident", "u1")])
 
 
-def load_resident_fingerprints(session: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(source hash, key, still resident) of every resident, as numpy arrays sorted by source hash
-    (0 where a row has none).
+def load_resident_sources(session: Session) -> tuple[np.ndarray, np.ndarray, int]:
+    """The source hash of every resident, sorted (0 where a row has none); the source hashes of
+    those whose status is no longer 住民; how many have status 住民.
 
-    The key is ``宛名番号 × 100 + its length`` (so 019 and 19 differ); the importer computes the
-    same in Python for the records it reads (宛名番号 are validated as digits on import). They
-    come as one binary string of 17-byte records aggregated in the database (~1.7 s at Osaka's 2.9
-    million residents): a row per resident, even in a binary COPY, cost the client as much again.
+    Read in chunks of heap pages, then sorted in place: the memory needed is the result's (8 bytes
+    a resident, ~24 MB at Osaka's 2.9 million), twice for a moment. Residents change only under the
+    import lock, so chunks read in separate statements add up to one state.
     """
     driver = session.connection().connection.driver_connection
     assert driver is not None
+    chunks: list[np.ndarray] = []
+    departed: list[np.ndarray] = []
+    residents = 0
+    with driver.cursor(binary=True) as cursor:
+        row = cursor.execute(
+            "SELECT pg_relation_size('residents') / current_setting('block_size')::bigint"
+        ).fetchone()
+        pages = int(row[0]) if row else 0
+        for first in range(0, pages, _PAGES_PER_CHUNK):
+            row = cursor.execute(
+                "SELECT string_agg(int8send(coalesce(source_hash, 0)), ''::bytea),"
+                " string_agg(int8send(source_hash), ''::bytea) FILTER (WHERE status <> '住民' AND source_hash IS NOT NULL),"
+                " count(*) FILTER (WHERE status = '住民')"
+                " FROM residents WHERE ctid >= CAST('(' || %s::bigint || ',0)' AS tid)"
+                " AND ctid < CAST('(' || %s::bigint || ',0)' AS tid) AND length(atena_no) <= 16",
+                (first, first + _PAGES_PER_CHUNK),
+            ).fetchone()
+            if row is None or row[0] is None:
+                continue
+            chunks.append(np.frombuffer(row[0], dtype=">i8").astype(np.int64))
+            if row[1] is not None:
+                departed.append(np.frombuffer(row[1], dtype=">i8").astype(np.int64))
+            residents += int(row[2])
+    sources = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+    del chunks
+    sources.sort()
+    return sources, np.concatenate(departed) if departed else np.zeros(0, dtype=np.int64), residents
+
+
+def staged_duplicate_atena(session: Session, batch_id: int, rejected: Sequence[str]) -> list[str]:
+    """宛名番号 given more than once by the records of the batch staged or ``rejected``."""
+    rows = session.execute(
+        text(
+            "SELECT a FROM (SELECT atena_no AS a FROM import_staging_residents WHERE batch_id = :b"
+            " UNION ALL SELECT unnest(CAST(:r AS text[]))) x GROUP BY a HAVING count(*) > 1"
+        ),
+        {"b": batch_id, "r": list(rejected)},
+    )
+    return [r[0] for r in rows]
+
+
+def atena_with_sources(session: Session, sources: Sequence[int]) -> list[str]:
+    """宛名番号 of the residents made from records with these source hashes."""
+    rows = session.execute(
+        text("SELECT atena_no FROM residents WHERE source_hash = ANY(CAST(:s AS bigint[]))"),
+        {"s": list(sources)},
+    )
+    return [r[0] for r in rows]
+
+
+def residents_named(
+    session: Session, batch_id: int, rejected: Sequence[str], few: bool = False
+) -> Iterator[np.ndarray]:
+    """(source hash (0: none), key, still resident) of each resident whose 宛名番号 a record of the
+    batch gives (staged, or among ``rejected``), in chunks of about 1/64 of them.
+
+    ``few``: as for ``apply_residents``, look them up one by one by 宛名番号."""
+    if few:
+        prefer_index_lookups(session)
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
     query = (
-        "SELECT string_agg(int8send(coalesce(source_hash, 0)) || int8send(atena_no::bigint * 100 + length(atena_no))"
-        " || CASE WHEN status = '住民' THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''::bytea)"
-        " FROM residents WHERE length(atena_no) <= 16"
+        # The key as app.linkage.fingerprints.atena_key computes it.
+        "SELECT string_agg(int8send(coalesce(r.source_hash, 0)) || int8send(r.atena_no::bigint * 100"
+        " + length(r.atena_no)) || CASE WHEN r.status = '住民' THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''::bytea)"
+        " FROM residents r WHERE length(r.atena_no) <= 16 AND r.atena_no IN ("
+        " SELECT unnest(%s::text[]) UNION SELECT atena_no FROM import_staging_residents WHERE batch_id = %s)"
+        " GROUP BY hashtext(r.atena_no) & 63"
     )
     with driver.cursor(binary=True) as cursor:
-        row = cursor.execute(query).fetchone()
-    assert row is not None
-    if row[0] is None:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty.copy(), np.zeros(0, dtype=bool)
-    records = np.frombuffer(row[0], dtype=_FINGERPRINT)
-    sources = records["source"].astype(np.int64)
-    keys = records["key"].astype(np.int64)
-    resident = records["resident"].astype(bool)
-    del records, row
-    order = np.argsort(sources, kind="stable")
-    return sources[order], keys[order], resident[order]
+        for (chunk,) in cursor.stream(query, (list(rejected), batch_id)):
+            yield np.frombuffer(chunk, dtype=_NAMED)
 
 
 def drop_staged_atena(session: Session, batch_id: int, atena_numbers: Sequence[str]) -> None:

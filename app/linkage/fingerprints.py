@@ -1,11 +1,15 @@
 """Skip what did not change: a nightly full extract is ~99 % identical to the previous one.
 
-Before staging, the importer loads (source hash, key, still resident) of every resident. The source
-hash is the salted hash of the record's bytes as delivered (``app.linkage.reader.SourceHashing``),
-stored with the row when it was made from them. The reader hashes each record's raw bytes before it
-decodes or parses them; a record whose hash is a current row's is skipped there, so an unchanged
-record costs one hash and a binary search (numpy, a block of lines at a time). Memory is ~17 bytes
-per resident plus 8 bytes per file row (the keys seen, for duplicate and missing-person detection).
+Before staging, the importer loads the source hash of every resident: the salted hash of the
+record's bytes as delivered (``app.linkage.reader.SourceHashing``), stored with the row when it was
+made from them. The reader hashes each record's raw bytes before it decodes or parses them; a record
+whose hash is a current row's is skipped there, so an unchanged record costs one hash and a binary
+search (numpy, a block of lines at a time).
+
+Memory is ~9 bytes per resident (the sorted hashes and a skip count each) and nothing per line of
+the file: what a full extract must also know about all its records (a 宛名番号 given twice, residents
+it does not mention) is settled after staging from the skip counts, the staging table and the few
+rejected records, with the residents' details asked of PostgreSQL in chunks.
 
 A row without a source hash (made by a changes file, or before source hashes existed) or one made
 under other rules (another layout, 外字 map or era table: they are part of the hash's key) is read,
@@ -14,35 +18,52 @@ validated and staged again; applying it then only records its source hash when n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from array import array
 
 import numpy as np
+from sqlalchemy.orm import Session
 
+from app.db import imports as sql
 from app.linkage.reader import Record
 
 MAX_DIGITS = 16  # key = 宛名番号 × 100 + length must fit a bigint
 
 
 def atena_key(atena: str) -> int:
-    """The same key SQL computes in app.db.imports.load_resident_fingerprints; -1 if none."""
+    """宛名番号 as a number that keeps leading zeros apart (019 ≠ 19); -1 if it has none usable."""
     atena = atena.strip()
     if not atena or len(atena) > MAX_DIGITS or not atena.isdigit() or not atena.isascii():
         return -1
     return int(atena) * 100 + len(atena)
 
 
-class Fingerprints:
-    """The tenant's residents as the importer needs them: ``sources`` sorted (0: no source hash),
-    with ``keys`` and ``resident`` (status 住民) in the same order."""
+def atena_of_key(key: int) -> str:
+    return str(key // 100).zfill(key % 100)
 
-    def __init__(self, sources: np.ndarray, keys: np.ndarray, resident: np.ndarray, atena_column: int):
+
+class Fingerprints:
+    """The tenant's residents as a full extract's import needs them.
+
+    ``sources``: every resident's source hash, sorted (0: the row has none, never looked up);
+    ``departed``: the source hashes of residents whose status is no longer 住民; ``residents``: how
+    many still have status 住民.
+    """
+
+    def __init__(self, sources: np.ndarray, departed: np.ndarray, residents: int, atena_column: int):
         self.sources = sources
-        self.keys = keys
-        self.resident = resident
+        self.departed = departed
+        self.residents = residents
         self.atena_column = atena_column
+        self.matched = np.zeros(len(sources), dtype=np.uint8)  # times skipped, up to 2
         self.unchanged = 0
-        self._seen: list[np.ndarray] = []
-        self._sorted = False
+        self._rejected = array("q")  # keys of the records read and rejected (usually none)
+        self.duplicates: set[str] = set()  # set by settle()
+        self.missing = 0
+
+    @property
+    def people(self) -> int:
+        """Rows in the residents table (of any status)."""
+        return len(self.sources)
 
     # --- SourceIndex (the reader skips what these find) ---------------------------------------
 
@@ -55,54 +76,45 @@ class Fingerprints:
         needles = hashes[order]
         at = np.minimum(np.searchsorted(self.sources, needles), len(self.sources) - 1)
         found = np.empty(len(hashes), dtype=np.int64)
-        found[order] = np.where(self.sources[at] == needles, at, -1)
+        found[order] = np.where((self.sources[at] == needles) & (needles != 0), at, -1)
         return found
 
     def skip(self, positions: np.ndarray) -> None:
-        self._seen.append(self.keys[positions])
-        self._sorted = False
         self.unchanged += len(positions)
+        where, times = np.unique(positions, return_counts=True)
+        self.matched[where] = np.minimum(self.matched[where].astype(np.int64) + times, 2)
 
     # --- records read -----------------------------------------------------------------------
 
-    def read(self, chunk: list[Record]) -> Iterator[Record]:
-        """Note the keys of records that were read (not skipped) and pass them on."""
-        if not chunk:
-            return
-        column = self.atena_column
-        keys = np.fromiter(
-            (atena_key(r.values[column]) if column < len(r.values) else -1 for r in chunk),
-            dtype=np.int64,
-            count=len(chunk),
+    def note_rejected(self, record: Record) -> None:
+        """A record read but not staged still names its person (for duplicates and missing)."""
+        if self.atena_column < len(record.values):
+            key = atena_key(record.values[self.atena_column])
+            if key >= 0:
+                self._rejected.append(key)
+
+    def settle(self, session: Session, batch_id: int, few: bool = False) -> None:
+        """After staging, before applying: find the 宛名番号 the file gives more than once and count
+        the residents (status 住民) it does not mention, over skipped, staged and rejected records.
+        ``few``: the records read are a small part of the residents (see ``apply_residents``)."""
+        rejected = sorted({atena_of_key(k) for k in self._rejected})
+        duplicates = set(
+            sql.staged_duplicate_atena(session, batch_id, [atena_of_key(k) for k in self._rejected])
         )
-        self._seen.append(keys)
-        self._sorted = False
-        yield from chunk
-
-    def seen(self) -> np.ndarray:
-        """Every key read or skipped so far, sorted (sorted once, in place; the chunks are released)."""
-        if len(self._seen) != 1 or not self._sorted:
-            seen = np.concatenate(self._seen) if self._seen else np.zeros(0, dtype=np.int64)
-            seen.sort()
-            self._seen = [seen]
-            self._sorted = True
-        return self._seen[0]
-
-    def duplicate_keys(self) -> set[int]:
-        seen = self.seen()
-        seen = seen[np.searchsorted(seen, 0) :]  # -1: no usable 宛名番号
-        repeated = seen[1:][seen[1:] == seen[:-1]]
-        return set(np.unique(repeated).tolist())
-
-    def missing(self) -> int:
-        """Residents (status 住民) the full extract does not mention.
-
-        A binary search of the sorted keys seen: np.isin would sort both arrays together, several
-        hundred MB at Osaka's 2.9 million residents.
-        """
-        current = np.sort(self.keys[self.resident])  # sorted needles, as in lookup()
-        seen = self.seen()
-        if not len(seen):
-            return len(current)
-        at = np.minimum(np.searchsorted(seen, current), len(seen) - 1)
-        return int(np.count_nonzero(seen[at] != current))
+        twice = np.flatnonzero(self.matched >= 2)
+        if len(twice):  # the very same line twice
+            duplicates.update(sql.atena_with_sources(session, self.sources[twice].tolist()))
+        mentioned = int(np.count_nonzero(self.matched))
+        mentioned_departed = 0
+        if len(self.departed):
+            at = self.lookup(self.departed)
+            mentioned_departed = int(np.count_nonzero(self.matched[at[at >= 0]]))
+        # Residents a read record names: a duplicate if a skipped line named them too.
+        for chunk in sql.residents_named(session, batch_id, rejected, few):
+            at = self.lookup(chunk["source"])
+            skipped = np.zeros(len(chunk), dtype=bool)
+            skipped[at >= 0] = self.matched[at[at >= 0]] > 0
+            duplicates.update(atena_of_key(int(k)) for k in chunk["key"][skipped])
+            mentioned += int(np.count_nonzero(~skipped & chunk["resident"]))
+        self.duplicates = duplicates
+        self.missing = self.residents - (mentioned - mentioned_departed)

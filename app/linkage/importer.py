@@ -43,7 +43,7 @@ from app.linkage.config import (
     Layout,
     LinkageConfig,
 )
-from app.linkage.fingerprints import Fingerprints, atena_key
+from app.linkage.fingerprints import Fingerprints
 from app.linkage.models import ImportBatch, ImportRejection
 from app.linkage.reader import FileRejected, Problem, Record, SourceHashing, read_records
 from app.linkage.validate import (
@@ -372,9 +372,8 @@ def _run(
         outcome.rows_read = meter.rows
         if kind == "residents" and mode == "full" and not direct:
             if fingerprints is not None:
-                _reject_fingerprint_duplicates(
-                    session, config, layout, batch.id, path, fingerprints, reporter
-                )
+                fingerprints.settle(session, batch.id, few=staged * 10 < fingerprints.people)
+                _reject_fingerprint_duplicates(session, layout, batch.id, path, fingerprints, reporter)
             else:
                 _reject_duplicates(session, batch.id, reporter)
         outcome.rows_rejected = len(reporter.rejected_records)
@@ -407,11 +406,11 @@ def _run(
             sql.finish_direct_load(session)
             counts = {"inserted": staged, "updated": 0, "unchanged": 0, "missing": 0}
         elif kind == "residents":
-            few = fingerprints is not None and staged * 10 < len(fingerprints.keys)
+            few = fingerprints is not None and staged * 10 < fingerprints.people
             counts = sql.apply_residents(session, batch.id, mode, count_missing=fingerprints is None, few=few)
             if fingerprints is not None:
                 counts["unchanged"] += fingerprints.unchanged
-                counts["missing"] = fingerprints.missing()
+                counts["missing"] = fingerprints.missing
         else:
             counts = sql.apply_attributes(session, batch.id, mode)
         if (
@@ -471,7 +470,6 @@ def _reject(
     _finish(session, batch, outcome, "rejected", message)
 
 
-CHUNK = 4096  # records read whose keys are noted at a time
 # Part of every source hash's key: bump it when the import stores other values from the same bytes
 # (a normalisation or validation change), so that the next full extract reads every record again.
 SOURCE_HASH_VERSION = 1
@@ -534,11 +532,11 @@ def _stage(
             table, names = "import_staging_residents", tuple(RESIDENT_STAGING_COLUMNS)
             atena_column = columns.index["宛名番号"]
             if hashing is not None and atena_column is not None:
-                sources, keys, resident = sql.load_resident_fingerprints(session)
-                fingerprints = Fingerprints(sources, keys, resident, atena_column)
+                sources, departed, residents = sql.load_resident_sources(session)
+                fingerprints = Fingerprints(sources, departed, residents, atena_column)
                 if np.any(sources):
                     hashing.index = fingerprints  # the reader skips records it finds there
-                if allow_direct and len(keys) == 0 and sql.residents_empty(session):
+                if allow_direct and len(sources) == 0 and sql.residents_empty(session):
                     direct = True
                     table, names = "residents", (*RESIDENT_STAGING_COLUMNS[3:], "last_batch_id")
                     sql.begin_direct_load(session)
@@ -550,20 +548,10 @@ def _stage(
             table, names = "import_staging_attributes", tuple(ATTRIBUTE_STAGING_COLUMNS)
 
         def candidates() -> Iterator[Record]:
-            if fingerprints is None or direct:  # a first load: the unique 宛名番号 finds duplicates
-                for record in records:
-                    meter.rows = record.number
-                    yield record
-                return
-            chunk: list[Record] = []
             for record in records:
                 meter.rows = record.number
-                chunk.append(record)
-                if len(chunk) == CHUNK:
-                    yield from fingerprints.read(chunk)
-                    chunk = []
-            yield from fingerprints.read(chunk)
-            if hashing is not None:
+                yield record
+            if hashing is not None and hashing.index is not None:
                 meter.rows = hashing.records  # the skipped records after the last one read
 
         def valid_lines() -> Iterator[str]:
@@ -574,6 +562,8 @@ def _stage(
                 fields = validator.validate(record)
                 if fields is None:
                     reporter.add_record(record)
+                    if fingerprints is not None and not direct:
+                        fingerprints.note_rejected(record)
                     continue
                 staged += 1
                 if direct:
@@ -597,7 +587,6 @@ def _stage(
 
 def _reject_fingerprint_duplicates(
     session: Session,
-    config: TenantConfig,
     layout: Layout,
     batch_id: int,
     path: Path,
@@ -605,23 +594,21 @@ def _reject_fingerprint_duplicates(
     reporter: _Reporter,
 ) -> None:
     """Duplicates may hide among skipped (unchanged) rows: find their lines with a second read."""
-    duplicate = fingerprints.duplicate_keys()
+    duplicate = fingerprints.duplicates
     if not duplicate:
         return
-    atena_numbers: set[str] = set()
     with path.open("rb") as stream:
         _, records = read_records(stream, layout, RESIDENT_COLUMNS, OPTIONAL_RESIDENT_COLUMNS)
         column = fingerprints.atena_column
         for record in records:
             atena = record.values[column].strip() if column < len(record.values) else ""
-            if atena_key(atena) in duplicate:
-                atena_numbers.add(atena)
+            if atena in duplicate:
                 reporter.add(
                     record.line,
                     record.number,
                     Problem("duplicate", "同じ宛名番号がファイル内に2回以上あります", "宛名番号", atena),
                 )
-    sql.drop_staged_atena(session, batch_id, sorted(atena_numbers))
+    sql.drop_staged_atena(session, batch_id, sorted(duplicate))
 
 
 def _reject_duplicates(session: Session, batch_id: int, reporter: _Reporter) -> None:
