@@ -433,7 +433,7 @@ Import goal: nightly full extract **{met(result["nightly_vs_raw_copy"] >= 0.5)}*
 unread: each record's bytes are hashed (BLAKE2b, 8 bytes, salted with the layout and the rules)
 and looked up among the source hashes stored with the residents' rows (t0012) before anything is
 decoded or parsed; only new and changed records are validated and staged (ADR 0002). Its time:
-{phases.get("read_and_stage", "–")} s reading (of which 2-3 s, measured apart, load the residents' fingerprints) and
+{phases.get("read_and_stage", "–")} s reading (of which 2-3 s, measured apart, load the residents' source hashes) and
 {phases.get("apply", "–")} s applying (the changed rows, HOT updates on pages kept 10 % free; the
 households touched). A change of the rules makes the next full extract read and rewrite every row
 once.

@@ -29,15 +29,15 @@ def test_lookup_agrees_with_a_plain_search_in_any_order() -> None:
             assert at < 0 or sources[at] == needle
 
 
-def test_skips_are_counted_and_a_resident_skipped_twice_stays_at_two() -> None:
+def test_skips_are_counted_per_resident_up_to_255() -> None:
     index = fingerprints([11, 42, 97])
     index.skip(np.array([1, 2], dtype=np.int64))
     assert index.matched.tolist() == [0, 1, 1]
     index.skip(np.array([2] * 300 + [0], dtype=np.int64))  # one line 300 times: never wraps to 0
-    assert index.matched.tolist() == [1, 1, 2]
-    index.skip(np.array([2], dtype=np.int64))
-    assert index.matched.tolist() == [1, 1, 2]
-    assert index.unchanged == 304
+    assert index.matched.tolist() == [1, 1, 255]
+    index.skip(np.array([2, 1], dtype=np.int64))
+    assert index.matched.tolist() == [1, 2, 255]
+    assert index.unchanged == 305
     assert index.people == 3
 
 

@@ -453,8 +453,9 @@ def test_a_full_extract_settles_duplicates_and_missing_over_skipped_read_and_rej
     duplicates = sorted(r.line for r in outcome.rejections if r.code == "duplicate")
     assert duplicates == [3, 4, 6, 7]  # 花子 unchanged + renamed; 一郎 (901) twice, both unchanged
     assert [(r.line, r.column) for r in outcome.rejections if r.code != "duplicate"] == [(5, "性別")]
-    assert (outcome.counts["inserted"], outcome.counts["updated"]) == (1, 1)
-    assert outcome.counts["missing"] == 1  # 翔 of 901; 翔 of 900 is named by the rejected row
+    # 翔 of 901 is missing (翔 of 900 is named by the rejected row); unchanged: 一郎 of 900 and the
+    # one who left, not the skipped copies of the duplicates
+    assert outcome.counts == {"inserted": 1, "updated": 1, "unchanged": 2, "missing": 1}
     stored = residents("gobo")
     assert stored[number(2)].name == "御坊　花子"  # neither copy of a duplicate is applied
     assert stored[number(5)].address == "和歌山県御坊市薗200番地"

@@ -54,7 +54,7 @@ class Fingerprints:
         self.departed = departed
         self.residents = residents
         self.atena_column = atena_column
-        self.matched = np.zeros(len(sources), dtype=np.uint8)  # times skipped, up to 2
+        self.matched = np.zeros(len(sources), dtype=np.uint8)  # times skipped (at most 255 counted)
         self.unchanged = 0
         self._rejected = array("q")  # keys of the records read and rejected (usually none)
         self.duplicates: set[str] = set()  # set by settle()
@@ -82,7 +82,7 @@ class Fingerprints:
     def skip(self, positions: np.ndarray) -> None:
         self.unchanged += len(positions)
         where, times = np.unique(positions, return_counts=True)
-        self.matched[where] = np.minimum(self.matched[where].astype(np.int64) + times, 2)
+        self.matched[where] = np.minimum(self.matched[where].astype(np.int64) + times, 255)
 
     # --- records read -----------------------------------------------------------------------
 
@@ -102,6 +102,7 @@ class Fingerprints:
             sql.staged_duplicate_atena(session, batch_id, [atena_of_key(k) for k in self._rejected])
         )
         twice = np.flatnonzero(self.matched >= 2)
+        held_back = int(self.matched[twice].sum(dtype=np.int64))  # skipped lines of duplicates
         if len(twice):  # the very same line twice
             duplicates.update(sql.atena_with_sources(session, self.sources[twice].tolist()))
         mentioned = int(np.count_nonzero(self.matched))
@@ -112,9 +113,12 @@ class Fingerprints:
         # Residents a read record names: a duplicate if a skipped line named them too.
         for chunk in sql.residents_named(session, batch_id, rejected, few):
             at = self.lookup(chunk["source"])
-            skipped = np.zeros(len(chunk), dtype=bool)
-            skipped[at >= 0] = self.matched[at[at >= 0]] > 0
+            times = np.zeros(len(chunk), dtype=np.int64)
+            times[at >= 0] = self.matched[at[at >= 0]]
+            skipped = times > 0
             duplicates.update(atena_of_key(int(k)) for k in chunk["key"][skipped])
+            held_back += int(times[times == 1].sum())  # (skipped twice or more: counted above)
             mentioned += int(np.count_nonzero(~skipped & chunk["resident"]))
         self.duplicates = duplicates
         self.missing = self.residents - (mentioned - mentioned_departed)
+        self.unchanged -= held_back  # rejected with the other copies, not applied unchanged
