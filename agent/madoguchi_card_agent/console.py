@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import signal
 import ssl
 import sys
 import time
@@ -169,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     out = out or sys.stdout
+    # Ctrl+C is how the clerk closes the agent: honour it even when a launcher started us with
+    # SIGINT ignored (Python then installs no handler of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
