@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     tenants_dir: Path = PROJECT_ROOT / "tenants"
     tenant_cache_seconds: float = 10.0
+    # Parsed tenant configurations and compiled catalogues a process keeps (least recently used
+    # go first): ~3 MB a tenant, so 256 bound a worker near 800 MB whatever the number of tenants.
+    tenant_cache_size: int = Field(default=256, ge=1)
     session_lifetime_minutes: int = 480  # provider staff (/ops/); city staff follow security.yaml
     ops_idle_minutes: int = 15
     # argon2id parameters (app/identity/passwords.py, ADR 0004); the test suite lowers them for speed.

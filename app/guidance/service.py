@@ -1,6 +1,7 @@
 """Guidance for a visitor: pick the catalogue version, gather the household, determine, audit.
 
-Compiled catalogues are cached per content hash. A ``tenants sync`` that stores a new version is
+Compiled catalogues are cached per content hash (tenants with the same catalogue share one), the
+least recently used dropped past ``tenant_cache_size``. A ``tenants sync`` that stores a new version is
 picked up on the next request without a restart: the lookup finds the new row and swaps in its
 compiled form (the old object stays valid for requests already holding it).
 
@@ -20,10 +21,12 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import record
+from app.config import get_settings
 from app.dates import JST
 from app.dates.japanese import DateError, JapaneseDate, parse
 from app.guidance.catalogue import Catalogue
@@ -43,8 +46,17 @@ from app.linkage.validate import valid_relation
 from app.observability.metrics import record_business
 from app.residents.models import Resident, ResidentAttribute
 
-_compiled: dict[str, CompiledCatalogue] = {}
-_lock = threading.Lock()
+_compiled: LRUCache[str, CompiledCatalogue] | None = None  # made on first use, sized by the settings
+_lock = threading.Lock()  # guards _compiled (an LRU reorders itself on every read) and _pinned
+
+
+def _catalogues() -> LRUCache[str, CompiledCatalogue]:
+    global _compiled
+    if _compiled is None:
+        _compiled = LRUCache(maxsize=get_settings().tenant_cache_size)
+    return _compiled
+
+
 # (tenant schema, catalogue version id) -> (version, effective from, content hash): see the module doc.
 _pinned: dict[tuple[str, int], tuple[str, dt.date, str]] = {}
 
@@ -72,7 +84,8 @@ def active_catalogue(session: Session, as_of: dt.date, version_id: int | None = 
     pinned = _pinned.get(key) if key is not None else None
     if pinned is not None and version_id is not None:
         version, effective_from, content_hash = pinned
-        compiled = _compiled.get(content_hash)
+        with _lock:
+            compiled = _catalogues().get(content_hash)
         if compiled is not None:
             return ActiveCatalogue(version_id, version, effective_from, compiled)
     stmt = select(
@@ -95,13 +108,14 @@ def active_catalogue(session: Session, as_of: dt.date, version_id: int | None = 
             if version_id
             else f"{as_of.isoformat()} に有効な手続きカタログがありません",
         )
-    compiled = _compiled.get(row.content_hash)
+    with _lock:
+        compiled = _catalogues().get(row.content_hash)
     if compiled is None:
         content = session.scalar(select(CatalogueVersion.content).where(CatalogueVersion.id == row.id))
         catalogue = Catalogue.model_validate(content)
         fresh = compile_catalogue(catalogue, row.content_hash)
         with _lock:
-            compiled = _compiled.setdefault(row.content_hash, fresh)
+            compiled = _catalogues().setdefault(row.content_hash, fresh)
     if binding is not None:
         with _lock:
             _pinned[(binding.schema, row.id)] = (row.version, row.effective_from, row.content_hash)

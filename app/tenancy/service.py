@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from cachetools import LRUCache
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,9 @@ class TenantRegistry:
     """Process-local view of ``control.tenants``, refreshed every few seconds.
 
     Configurations are parsed once per content hash, so a ``tenants sync`` reaches running
-    processes without a restart.
+    processes without a restart; the least recently used are dropped past ``tenant_cache_size``
+    (~3 MB a tenant with its compiled catalogue: a process serving all 1,741 municipalities would
+    otherwise hold several GB), and parsed again from the control table when next asked for.
     """
 
     def __init__(self) -> None:
@@ -45,7 +48,8 @@ class TenantRegistry:
         self._records: dict[str, TenantRecord] = {}
         self._loaded_at = -1.0e9
         self._signature: tuple[object, ...] | None = None
-        self._configs: dict[str, TenantConfig] = {}
+        self._configs: LRUCache[str, TenantConfig] | None = None  # made on first use (settings)
+        self._configs_lock = threading.Lock()  # an LRU reorders itself on every read
 
     def invalidate(self) -> None:
         with self._lock:
@@ -105,10 +109,11 @@ class TenantRegistry:
 
     def cached_config(self, record: TenantRecord) -> TenantConfig | None:
         """The parsed configuration if this process already has it; never touches the database."""
-        return self._configs.get(record.config_hash)
+        with self._configs_lock:
+            return self._config_cache().get(record.config_hash)
 
     def config(self, record: TenantRecord) -> TenantConfig:
-        cached = self._configs.get(record.config_hash)
+        cached = self.cached_config(record)
         if cached is not None:
             return cached
         session = new_session(control_binding(get_settings().role_prefix))
@@ -118,8 +123,14 @@ class TenantRegistry:
         finally:
             session.close()
         config = TenantConfig.model_validate(data)
-        self._configs[config_hash(config)] = config
+        with self._configs_lock:
+            self._config_cache()[config_hash(config)] = config
         return config
+
+    def _config_cache(self) -> LRUCache[str, TenantConfig]:
+        if self._configs is None:
+            self._configs = LRUCache(maxsize=get_settings().tenant_cache_size)
+        return self._configs
 
 
 registry = TenantRegistry()
