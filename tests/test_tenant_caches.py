@@ -40,4 +40,5 @@ def test_three_cities_through_caches_of_two(
             assert len(registry._configs or ()) <= 2
             assert len(guidance._compiled or ()) <= 2
     first = registry.get(CITIES[0])
-    assert first is not None and registry.cached_config(first) is None  # dropped, least recently used
+    assert first is not None
+    assert registry.cached_config(first) is None  # dropped, the least recently used
