@@ -105,20 +105,22 @@ class Fingerprints:
         held_back = int(self.matched[twice].sum(dtype=np.int64))  # skipped lines of duplicates
         if len(twice):  # the very same line twice
             duplicates.update(sql.atena_with_sources(session, self.sources[twice].tolist()))
-        mentioned = int(np.count_nonzero(self.matched))
-        mentioned_departed = 0
+        # Residents (status 住民) the file mentions: those skipped, less those skipped who had left,
+        # plus those a read record names without their line having been skipped as well.
+        skipped = int(np.count_nonzero(self.matched))
+        skipped_departed = 0
         if len(self.departed):
             at = self.lookup(self.departed)
-            mentioned_departed = int(np.count_nonzero(self.matched[at[at >= 0]]))
-        # Residents a read record names: a duplicate if a skipped line named them too.
+            skipped_departed = int(np.count_nonzero(self.matched[at[at >= 0]]))
+        named_only = 0
         for chunk in sql.residents_named(session, batch_id, rejected, few):
             at = self.lookup(chunk["source"])
             times = np.zeros(len(chunk), dtype=np.int64)
             times[at >= 0] = self.matched[at[at >= 0]]
-            skipped = times > 0
-            duplicates.update(atena_of_key(int(k)) for k in chunk["key"][skipped])
+            also_skipped = times > 0  # named by a read record and by a skipped line: a duplicate
+            duplicates.update(atena_of_key(int(k)) for k in chunk["key"][also_skipped])
             held_back += int(times[times == 1].sum())  # (skipped twice or more: counted above)
-            mentioned += int(np.count_nonzero(~skipped & chunk["resident"]))
+            named_only += int(np.count_nonzero(~also_skipped & chunk["resident"].astype(bool)))
         self.duplicates = duplicates
-        self.missing = self.residents - (mentioned - mentioned_departed)
+        self.missing = self.residents - (skipped - skipped_departed) - named_only
         self.unchanged -= held_back  # rejected with the other copies, not applied unchanged
