@@ -97,10 +97,8 @@ class Fingerprints:
         """After staging, before applying: find the 宛名番号 the file gives more than once and count
         the residents (status 住民) it does not mention, over skipped, staged and rejected records.
         ``few``: the records read are a small part of the residents (see ``apply_residents``)."""
-        rejected = sorted({atena_of_key(k) for k in self._rejected})
-        duplicates = set(
-            sql.staged_duplicate_atena(session, batch_id, [atena_of_key(k) for k in self._rejected])
-        )
+        rejected = [atena_of_key(k) for k in self._rejected]
+        duplicates = set(sql.staged_duplicate_atena(session, batch_id, rejected))
         twice = np.flatnonzero(self.matched >= 2)
         held_back = int(self.matched[twice].sum(dtype=np.int64))  # skipped lines of duplicates
         if len(twice):  # the very same line twice
@@ -113,7 +111,7 @@ class Fingerprints:
             at = self.lookup(self.departed)
             skipped_departed = int(np.count_nonzero(self.matched[at[at >= 0]]))
         named_only = 0
-        for chunk in sql.residents_named(session, batch_id, rejected, few):
+        for chunk in sql.residents_named(session, batch_id, sorted(set(rejected)), few):
             at = self.lookup(chunk["source"])
             times = np.zeros(len(chunk), dtype=np.int64)
             times[at >= 0] = self.matched[at[at >= 0]]

@@ -370,9 +370,12 @@ def _run(
             _reject(status_session, batch, outcome, reporter, f"ファイル全体を取り込めません: {exc.reason}")
             return
         outcome.rows_read = meter.rows
+        # The people staged are a small part of the residents (a nightly's changes): look them up
+        # one by one (sql.prefer_index_lookups) when settling and applying.
+        few = fingerprints is not None and staged * 10 < fingerprints.people
         if kind == "residents" and mode == "full" and not direct:
             if fingerprints is not None:
-                fingerprints.settle(session, batch.id, few=staged * 10 < fingerprints.people)
+                fingerprints.settle(session, batch.id, few=few)
                 _reject_fingerprint_duplicates(session, layout, batch.id, path, fingerprints, reporter)
             else:
                 _reject_duplicates(session, batch.id, reporter)
@@ -406,7 +409,6 @@ def _run(
             sql.finish_direct_load(session)
             counts = {"inserted": staged, "updated": 0, "unchanged": 0, "missing": 0}
         elif kind == "residents":
-            few = fingerprints is not None and staged * 10 < fingerprints.people
             counts = sql.apply_residents(session, batch.id, mode, count_missing=fingerprints is None, few=few)
             if fingerprints is not None:
                 counts["unchanged"] += fingerprints.unchanged
