@@ -276,6 +276,60 @@ def test_paused_case_is_found_and_resumed(app: Flask, family: int) -> None:
     assert "対応中" in page
 
 
+def test_the_desk_lists_the_next_visitors_and_counts_the_rest(app: Flask, committed: object) -> None:
+    import datetime as dt
+
+    from app.counter.service import now, service_day
+    from app.web.counter import DESK_WAITING_SHOWN
+
+    waiting = DESK_WAITING_SHOWN + 3
+    with tenant_session(TENANT) as session:
+        for n in range(1, waiting + 1):
+            session.add(Ticket(office_id="shiyakusho", counter_id="shimin", issued_on=service_day(), number=n,
+                               label=f"A-{n:03d}", issued_at=now() - dt.timedelta(minutes=90 - n)))  # fmt: skip
+        session.commit()
+    page = clerk(app).get(f"/{TENANT}/desk?counter=shimin").get_data(as_text=True)
+    assert f"次の方を呼ぶ（{waiting}人お待ち）" in page
+    assert "A-001" in page  # the next to be called first
+    assert f"A-{DESK_WAITING_SHOWN:03d}" in page
+    assert f"A-{DESK_WAITING_SHOWN + 1:03d}" not in page
+    assert "ほか3人がお待ちです" in page
+
+
+def test_waiting_figures_per_counter_count_todays_tickets_only(app: Flask, committed: object) -> None:
+    import datetime as dt
+
+    from app.counter.service import now, service_day, waiting_figures
+
+    at, day = now(), service_day()
+    minutes = dt.timedelta(minutes=1)
+    with tenant_session(TENANT) as session:
+        for number, (counter, status, issued, called) in enumerate([
+            ("shimin", "waiting", at - 25 * minutes, None),  # the longest waiting now: 25 minutes
+            ("shimin", "waiting", at - 3 * minutes, None),
+            ("shimin", "done", at - 90 * minutes, at - 84 * minutes),  # waited 6 minutes
+            ("shimin", "serving", at - 40 * minutes, at - 31 * minutes),  # waited 9 minutes
+            ("zeimu", "called", at - 5 * minutes, at - 4 * minutes),  # waited 1 minute
+        ], start=1):  # fmt: skip
+            session.add(Ticket(office_id="shiyakusho", counter_id=counter, issued_on=day, number=number,
+                               label=f"X-{number}", status=status, issued_at=issued, called_at=called))  # fmt: skip
+        session.add(Ticket(office_id="shiyakusho", counter_id="shimin", issued_on=day - dt.timedelta(days=1),
+                           number=1, label="A-001", status="waiting", issued_at=at - 1440 * minutes))  # fmt: skip
+        session.commit()
+        figures = {
+            f.counter_id: f
+            for f in waiting_figures(session, registry.config(registry.get(TENANT)), "shiyakusho")
+        }  # type: ignore[arg-type]
+    assert list(figures) == ["shimin", "hoken-nenkin", "fukushi", "zeimu"]  # every counter, in order
+    shimin = figures["shimin"]
+    assert (shimin.waiting_now, shimin.called_today, shimin.average_wait_minutes) == (2, 2, 7.5)
+    assert shimin.longest_wait_now_minutes == 25  # yesterday's forgotten ticket is not counted
+    assert (figures["zeimu"].waiting_now, figures["zeimu"].average_wait_minutes) == (0, 1.0)
+    assert figures["zeimu"].longest_wait_now_minutes is None
+    empty = figures["fukushi"]
+    assert (empty.waiting_now, empty.called_today, empty.average_wait_minutes) == (0, 0, None)
+
+
 def test_queue_shows_waiting_work_and_only_todays_finished_work(app: Flask, committed: object) -> None:
     import datetime as dt
 

@@ -75,6 +75,9 @@ def reception() -> str:
     )
 
 
+DESK_WAITING_SHOWN = 30  # the desk lists the next visitors; a busy morning's queue is counted
+
+
 @tenant_web.route("/desk", methods=["GET", "POST"])
 @requires("counter.cases")
 def desk() -> str | Response:
@@ -104,12 +107,14 @@ def desk() -> str | Response:
             db.commit()
             return _redirect_case(case.id)
         db.commit()
+    waiting, waiting_count = service.waiting_tickets(db, office.id, counter_id, limit=DESK_WAITING_SHOWN)
     return render_template(
         "counter/desk.html",
         office=office,
         counter_id=counter_id,
         desk=desk_name,
-        waiting=service.waiting_tickets(db, office.id, counter_id),
+        waiting=waiting,
+        waiting_count=waiting_count,
         message=message,
     )
 
