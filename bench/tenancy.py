@@ -123,6 +123,57 @@ def _catalog_cache(tenant_count: int) -> dict[str, Any]:
     }
 
 
+def _touch_every_tenant() -> dict[str, Any]:
+    """In this (child) process: every tenant's configuration and catalogue loaded once, as a worker
+    serving all municipalities would; its RSS afterwards and how many each cache kept."""
+    import datetime as dt
+    import resource
+
+    from app.db.session import session_scope
+    from app.guidance import service as guidance
+    from app.tenancy.service import registry
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    records = registry.all()
+    before = rss_mb()
+    started = time.perf_counter()
+    for record in records:
+        registry.config(record)
+        with session_scope(record.binding) as session:
+            guidance.active_catalogue(session, dt.date(2026, 11, 1))
+    seconds = time.perf_counter() - started
+    return {
+        "tenants": len(records),
+        "rss_before_mb": round(before, 1),
+        "rss_after_mb": round(rss_mb(), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "configs_kept": len(registry._configs or ()),
+        "catalogues_kept": len(guidance._compiled or ()),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _worker_memory(cache_size: int) -> dict[str, Any]:
+    """``_touch_every_tenant`` in a fresh process with ``MADOGUCHI_TENANT_CACHE_SIZE`` set."""
+    import json
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.tenancy", "--touch-every-tenant"],
+        cwd=ROOT,
+        env={**os.environ, "MADOGUCHI_TENANT_CACHE_SIZE": str(cache_size)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return {"cache_size": cache_size, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
 def _server_cpu_seconds() -> float | None:
     """CPU time (user + system) of this project's PostgreSQL cluster so far: the postmaster, its
     live children (backends, checkpointer, ...) and the children it has reaped. None if unreadable."""
@@ -231,6 +282,8 @@ def run(quick: bool = False) -> None:
     print(f"  provisioned {count} tenants in {total:.1f} s")
     with_all = _latency(client, n)
     cache = _catalog_cache(count + len(CITIES))
+    memory = [_worker_memory(size) for size in (256, 100_000)]
+    print(f"  worker memory: {memory}")
     dump = _pg_dump_seconds()
     removed_after = _remove_synthetic()
     ratio = with_all["tenant_home_page"]["p50_ms"] / with3["tenant_home_page"]["p50_ms"]
@@ -243,6 +296,7 @@ def run(quick: bool = False) -> None:
         "home_p50_ratio_all_vs_3": round(ratio, 3),
         "api_p50_ratio_all_vs_3": round(api_ratio, 3),
         "catalog_cache": cache,
+        "worker_memory": memory,
         "pg_dump_schema_only": dump,
         "deprovision_s": round(max(removed_before, removed_after), 1),
     }
@@ -254,6 +308,11 @@ def run(quick: bool = False) -> None:
         else f"{provisioning['python_cpu_per_tenant_ms']} ms Python (PostgreSQL's not readable)"
     )
     load = ", ".join(f"{x:.1f}" for x in load_before)
+    memory_rows = "\n".join(
+        f"| {'unbounded' if m['cache_size'] >= 100_000 else m['cache_size']} | {m['rss_before_mb']} →"
+        f" {m['rss_after_mb']} MB | {m['configs_kept']:,} / {m['catalogues_kept']:,} | {m['seconds']} s |"
+        for m in memory
+    )
     md = f"""## Tenancy (issue 1)
 
 Provision and migrate {count:,} synthetic tenant schemas in one `tenants sync` run (one process,
@@ -276,6 +335,17 @@ warm-up).
 | one connection touching every schema: backend memory growth | {cache["growth_mb"]} MB | bounded by `pool_recycle` |
 | `pg_dump --schema-only` of {total_tenants:,} schemas | {"ok" if dump["ok"] else "FAILED"}, {dump["seconds"]} s | works |
 
+One app process loading every tenant's configuration and catalogue once, as a worker serving all
+{total_tenants:,} would (each in a fresh process; `MADOGUCHI_TENANT_CACHE_SIZE`, ADR 0001 addendum):
+
+| cache size | RSS before → after | configurations / catalogues kept | time to load all |
+|---|---|---|---|
+{memory_rows}
+
+The synthetic tenants are copies of Gobo with other names: their configurations differ, but their
+catalogues are one content, compiled once and shared (real cities' catalogues differ: 2.7-3.6 MB a
+city with its configuration, measured on the three cities).
+
 Settings the scripts apply (`scripts/services.sh`): `max_locks_per_transaction = 512` (at the
 default 64, `pg_dump` of ~1,700 schemas runs out of shared lock slots), and the app recycles pooled
 connections after `MADOGUCHI_DB_POOL_RECYCLE_SECONDS` (default 1,800 s) so the per-connection
@@ -288,3 +358,14 @@ depend on the neighbours; with the cores to itself a run needs about the larger 
 """
     save("tenancy", result, md)
     print(md)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if sys.argv[1:] == ["--touch-every-tenant"]:
+        from bench.common import use_bench_database
+
+        use_bench_database()
+        print(json.dumps(_touch_every_tenant()))
