@@ -6,9 +6,11 @@ import datetime as dt
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cachetools import LRUCache
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
@@ -17,7 +19,6 @@ from app.db.names import DbBinding, control_binding, tenant_binding
 from app.db.session import new_session
 from app.tenancy.calendar import Override, ServiceCalendar, calendars_for
 from app.tenancy.config import TenantConfig, TimeRange
-from app.tenancy.loader import config_hash
 from app.tenancy.models import CalendarOverride, Tenant
 
 # --- runtime registry -----------------------------------------------------------------------------
@@ -32,6 +33,11 @@ class TenantRecord:
     status: str
     config_hash: str
     binding: DbBinding
+
+
+# Parts of a stored configuration kept per version in the tenant's schema (catalogue_versions,
+# form_versions) and read from there at run time: the registry leaves them out.
+_VERSIONED_PARTS = ("catalogue", "forms")
 
 
 class TenantRegistry:
@@ -113,18 +119,26 @@ class TenantRegistry:
             return self._config_cache().get(record.config_hash)
 
     def config(self, record: TenantRecord) -> TenantConfig:
+        """The tenant's configuration as the running service needs it: without the catalogue and
+        the forms, which ``tenants sync`` stores per version in the tenant's own schema and the
+        service reads from there (they are ~95 % of a stored configuration, ~2 MB of objects)."""
         cached = self.cached_config(record)
         if cached is not None:
             return cached
+        stored: ColumnElement[Any] = Tenant.config.expression
+        for versioned in _VERSIONED_PARTS:
+            stored = stored.op("-", return_type=JSONB)(versioned)
         session = new_session(control_binding(get_settings().role_prefix))
         try:
-            data = session.execute(select(Tenant.config).where(Tenant.id == record.id)).scalar_one()
+            data, content_hash = session.execute(
+                select(stored, Tenant.config_hash).where(Tenant.id == record.id)
+            ).one()
             session.rollback()
         finally:
             session.close()
         config = TenantConfig.model_validate(data)
         with self._configs_lock:
-            self._config_cache()[config_hash(config)] = config
+            self._config_cache()[content_hash] = config  # the stored content's hash, as records carry
         return config
 
     def _config_cache(self) -> LRUCache[str, TenantConfig]:
