@@ -127,7 +127,6 @@ def _touch_every_tenant() -> dict[str, Any]:
     """In this (child) process: every tenant's configuration and catalogue loaded once, as a worker
     serving all municipalities would; its RSS afterwards and how many each cache kept."""
     import datetime as dt
-    import resource
 
     from app.db.session import session_scope
     from app.guidance import service as guidance
@@ -149,7 +148,6 @@ def _touch_every_tenant() -> dict[str, Any]:
         "tenants": len(records),
         "rss_before_mb": round(before, 1),
         "rss_after_mb": round(rss_mb(), 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "configs_kept": len(registry._configs or ()),
         "catalogues_kept": len(guidance._compiled or ()),
         "seconds": round(seconds, 1),
