@@ -20,14 +20,13 @@ import datetime as dt
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, percentile, save
+from bench.common import ROOT, peak_rss_mb, percentile, save
 
 AS_OF = dt.date(2026, 11, 1)
 SEED = 7
@@ -213,7 +212,7 @@ def _import_child(path: str, rules_changed: bool = False) -> dict[str, Any]:
         "counts": outcome.counts,
         "seconds": round(seconds, 2),
         "rows_per_s": round(outcome.rows_read / seconds) if seconds else 0,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "phases": outcome.phases,
         "message": outcome.message,
     }

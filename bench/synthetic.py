@@ -1,7 +1,7 @@
 """Issue 2 item 5 figures: synthetic residents at city scale — generation rate and peak memory.
 
 Each case runs in a child process (``python -m bench.synthetic --child TENANT SCALE DIR``) so its
-peak resident set (``ru_maxrss``) is the generator's own, not the harness's. The baseline is the
+peak resident set (VmHWM, ``bench.common.peak_rss_mb``) is the generator's own. The baseline is the
 same city at ``small`` scale in the same way: the generator streams, so the city-scale peak must
 stay close to it however many people are written. Full run: Osaka at city scale (2.8 million
 residents), plus Gobo and Yamaguchi; ``--quick``: Gobo at city scale (20,543 residents).
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, save
+from bench.common import ROOT, peak_rss_mb, save
 
 AS_OF = dt.date(2026, 5, 1)
 SEED = 1
@@ -50,7 +49,7 @@ def _child(tenant: str, scale: str, out: Path) -> dict[str, Any]:
         # every row of the four files (standard and tenant layout, residents and attributes)
         "file_rows_per_s": round(sum(f.rows for f in files) / seconds),
         "mb_written": round(sum(f.bytes for f in files) / 2**20, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: KiB
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
