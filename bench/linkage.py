@@ -453,13 +453,15 @@ raw rate: Python's ~15 µs a row alone is three times the raw COPY's time per ro
 over processes (ADR 0002) would share the same two cores with PostgreSQL. Load average (1/5/15 min)
 on 2 CPUs at the end of this run: {load[0]} / {load[1]} / {load[2]}.
 
-Peak memory of the import process (each import in a child process of its own):
+Peak memory of the import process (each import in a child process of its own; its high-water mark,
+VmHWM):
 
 {memory_table}
 
 The importer streams the file in 4 MB blocks. What a long file fills up to a fixed bound is the
 same for every file past some tens of thousands of rows (the date and normalisation caches, ~20
-MB, and the blocks in flight), which is why the {small_run["rows"]:,}-row file stays lower. A full
+MB, the blocks in flight with their lines, and the allocator's pools they leave behind), which is
+why the {small_run["rows"]:,}-row file stays lower. A full
 extract on top of residents adds the residents' source hashes and a skip count each (9 bytes a
 resident, ~26 MB at Osaka's size; nothing per line of the file): duplicates and residents the file
 does not mention are settled afterwards from those counts, the staging table and the rejected
