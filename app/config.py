@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     tenants_dir: Path = PROJECT_ROOT / "tenants"
     tenant_cache_seconds: float = 10.0
-    # Parsed tenant configurations and compiled catalogues a process keeps (least recently used
-    # go first): ~3 MB a tenant, so 256 bound a worker near 800 MB whatever the number of tenants.
+    # Parsed tenant configurations (~0.1 MB each) and compiled catalogues (~1-1.5 MB each, shared
+    # by tenants with the same one) a process keeps; the least recently used go first.
     tenant_cache_size: int = Field(default=256, ge=1)
     session_lifetime_minutes: int = 480  # provider staff (/ops/); city staff follow security.yaml
     ops_idle_minutes: int = 15

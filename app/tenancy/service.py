@@ -45,8 +45,8 @@ class TenantRegistry:
 
     Configurations are parsed once per content hash, so a ``tenants sync`` reaches running
     processes without a restart; the least recently used are dropped past ``tenant_cache_size``
-    (~3 MB a tenant with its compiled catalogue: a process serving all 1,741 municipalities would
-    otherwise hold several GB), and parsed again from the control table when next asked for.
+    and parsed again from the control table when next asked for (ADR 0001 addendum: ~0.1 MB a
+    configuration without its catalogue and forms; whole ones took a worker to ~5 GB at 1,741).
     """
 
     def __init__(self) -> None:
