@@ -146,6 +146,16 @@ def _staff(counts: dict[str, int]) -> dict[str, list[str]]:
     return logins
 
 
+def _file_config() -> Any:
+    """Gobo's configuration as read from ``tenants/`` (the registry's copy leaves out the catalogue
+    and the forms, which the service reads per version from the tenant's schema)."""
+    from app.config import get_settings
+    from app.tenancy.loader import load_tenant
+
+    root = get_settings().tenants_dir
+    return load_tenant(root / TENANT, root).config
+
+
 def _reset_counter(history_days: int) -> dict[str, int]:
     """Empty the counter tables and insert ``history_days`` of closed cases with done procedures."""
     from sqlalchemy import text
@@ -155,7 +165,7 @@ def _reset_counter(history_days: int) -> dict[str, int]:
 
     record = registry.get(TENANT)
     assert record is not None
-    config = registry.config(record)
+    config = _file_config()
     assert config.catalogue is not None
     names = {d.id: d.name for d in config.catalogue.departments}
     procedures = [
@@ -1253,7 +1263,7 @@ def run(quick: bool = False) -> None:
     counters = {"shimin": 10, "hoken-nenkin": 5, "fukushi": 5, "zeimu": 4}
     record = registry.get(TENANT)
     assert record is not None
-    catalogue = registry.config(record).catalogue
+    catalogue = _file_config().catalogue
     assert catalogue is not None
     dept_names = {d.id: d.name for d in catalogue.departments}
     dept_clerks = {"shimin": 6, "fukushi": 5, "hoken_nenkin": 4, "zeimu": 3, "kenkou": 2, "kaigo": 2, "kyouiku": 1,
