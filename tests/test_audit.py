@@ -145,13 +145,25 @@ def test_the_database_clock_and_the_canonical_time_format_agree(db: None) -> Non
 
 
 def test_chaining_refuses_repeatable_read(committed: dict[str, TenantRecord]) -> None:
-    session = new_session(committed["gobo"].binding, isolation_level="REPEATABLE READ")
-    try:
-        record(session, "test.entry", actor=CLERK)
-        with pytest.raises(DBAPIError, match="READ COMMITTED only"):
-            session.flush()
-    finally:
-        session.close()
+    """Both ways of chaining refuse a snapshot older than the lock: at commit (an entry recorded in
+    the transaction) and when a flush writes an entry recorded inside a savepoint. (Entries of a
+    session that never read anything are appended in a transaction of their own at READ COMMITTED.)"""
+    for in_savepoint in (False, True):
+        session = new_session(committed["gobo"].binding, isolation_level="REPEATABLE READ")
+        try:
+            session.execute(text("SELECT 1"))  # the snapshot is taken
+            if in_savepoint:
+                savepoint = session.begin_nested()
+                record(session, "test.entry", actor=CLERK)
+                with pytest.raises(DBAPIError, match="READ COMMITTED only"):
+                    savepoint.commit()
+            else:
+                record(session, "test.entry", actor=CLERK)
+                with pytest.raises(DBAPIError, match="READ COMMITTED only"):
+                    session.commit()
+        finally:
+            session.close()
+    assert rows("gobo") == []
 
 
 def test_eight_concurrent_writers_never_fork_the_chain(
@@ -186,8 +198,8 @@ def test_commits_wait_for_the_flush_and_synchronous_commit_is_reset(
     committed: dict[str, TenantRecord],
 ) -> None:
     with session_scope(committed["gobo"].binding) as session:
-        record(session, "test.entry", actor=CLERK)
-        session.flush()
+        with session.begin_nested():  # recorded in a savepoint: chained when the savepoint flushes
+            record(session, "test.entry", actor=CLERK)
         assert session.execute(text("SHOW synchronous_commit")).scalar() == "off"  # early lock release
         written = session.execute(text("SELECT pg_current_wal_insert_lsn()")).scalar()
     with session_scope(committed["gobo"].binding) as session:
@@ -225,8 +237,8 @@ def test_a_released_savepoint_does_not_commit_the_transaction_early(
 ) -> None:
     session = new_session(committed["gobo"].binding)
     try:
-        record(session, "test.entry", actor=CLERK)
-        session.flush()  # chained: this transaction will commit asynchronously, then wait for the flush
+        with session.begin_nested():  # chained as the savepoint is released: the transaction will
+            record(session, "test.entry", actor=CLERK)  # commit asynchronously, then wait for the flush
         with session.begin_nested():
             session.execute(text("SELECT 1"))
         session.rollback()
@@ -260,6 +272,68 @@ def test_entries_commit_with_the_work_of_their_transaction_or_not_at_all(
     assert [(r.seq, r.action, r.subject_id, r.hash) for r in rows("gobo")] == [
         (1, "user.created", "kept", entry.hash)
     ]
+
+
+def test_an_entry_recorded_before_other_work_takes_the_chain_lock_only_at_commit(
+    committed: dict[str, TenantRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clerk's request records its read, then flushes and queries: the tenant's chain lock is not
+    taken by those flushes but at commit, so other clerks' entries are not held up behind the rest
+    of the request (here one commits meanwhile under a 300 ms statement timeout), and the entry
+    chains after them."""
+    gobo = committed["gobo"]
+    session = new_session(gobo.binding)
+    try:
+        mine = record(session, "resident.view", subject_type="resident", subject_id="7", actor=CLERK)
+        create_user(session, "busy", "窓口 四郎", None)  # flushes
+        assert session.execute(text("SELECT count(*) FROM staff_users")).scalar_one() == 1  # autoflush
+        assert mine.seq is None
+        monkeypatch.setenv("MADOGUCHI_DB_STATEMENT_TIMEOUT_MS", "300")
+        get_settings.cache_clear()
+        try:
+            write("gobo", 2)  # would wait for the lock past the timeout if the flushes had taken it
+        finally:
+            monkeypatch.delenv("MADOGUCHI_DB_STATEMENT_TIMEOUT_MS")
+            get_settings.cache_clear()
+        session.commit()
+    finally:
+        session.close()
+    chain = rows("gobo")
+    assert [(r.seq, r.action) for r in chain] == [(1, "test.entry"), (2, "test.entry"), (3, "resident.view")]
+    assert (mine.seq, mine.prev_hash, mine.hash) == (3, chain[1].hash, chain[2].hash)
+    assert admin("gobo", "SELECT login FROM staff_users")[0][0] == "busy"
+
+
+def test_an_entry_of_a_transaction_rolled_back_or_closed_is_never_written(
+    committed: dict[str, TenantRecord],
+) -> None:
+    gobo = committed["gobo"]
+    session = new_session(gobo.binding)
+    try:
+        record(session, "test.dropped", actor=CLERK)
+        session.rollback()
+        record(session, "test.closed", actor=CLERK)
+    finally:
+        session.close()
+    with session_scope(gobo.binding) as session:  # a session reused after its rollback
+        record(session, "test.rolled_back", actor=CLERK)
+        session.rollback()
+        record(session, "test.kept", actor=CLERK)
+    assert [r.action for r in rows("gobo")] == ["test.kept"]
+
+
+def test_an_entry_recorded_before_a_savepoint_survives_its_rollback(
+    committed: dict[str, TenantRecord],
+) -> None:
+    with session_scope(committed["gobo"].binding) as session:
+        record(session, "test.before", actor=CLERK)
+        savepoint = session.begin_nested()
+        record(session, "test.inside", actor=CLERK)
+        with pytest.raises(ProgrammingError):
+            session.execute(text("SELECT * FROM no_such_table"))
+        savepoint.rollback()
+        record(session, "test.after", actor=CLERK)
+    assert [r.action for r in rows("gobo")] == ["test.before", "test.after"]
 
 
 def test_entries_alone_commit_in_one_exchange_and_leave_the_pooled_connection_as_it_was(

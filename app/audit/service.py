@@ -4,15 +4,22 @@ Who acted comes from the request, job or CLI context (``actor_var``) unless give
 the details pass the My Number scanner (``app.audit.mynumber``): a valid My Number is masked
 before anything is stored, and a warning without the number is logged.
 
-Chaining (docs/adr/0005-audit-chain.md). ``record`` only adds the entry to the session. When the
-session flushes it (normally at commit), ``_chain_pending`` hands the entries, as canonical text
-split around ``at``, ``prev`` and ``seq`` (``entry_template``), to ``audit_append()`` in one round
-trip: it takes the tenant's transaction-level advisory lock, reads the newest entry in a statement
-of its own at READ COMMITTED (so it sees every entry committed before the lock was granted),
-inserts the entries with the next ``seq`` numbers, the database's clock and their hashes, and
-returns them. The lock is held until the transaction ends, so the next writer chains onto them.
-Under REPEATABLE READ the head would come from a snapshot older than the lock and fork the chain:
-the function refuses it (and the unique ``seq`` would reject a fork anyway).
+Chaining (docs/adr/0005-audit-chain.md). ``audit_append()`` takes the tenant's transaction-level
+advisory lock, reads the newest entry in a statement of its own at READ COMMITTED (so it sees every
+entry committed before the lock was granted), inserts the entries with the next ``seq`` numbers,
+the database's clock and their hashes, and returns them. The lock is held until the transaction
+ends, so the next writer chains onto them. Under REPEATABLE READ the head would come from a
+snapshot older than the lock and fork the chain: the function refuses it (and the unique ``seq``
+would reject a fork anyway). The entries travel as canonical text split around ``at``, ``prev``
+and ``seq`` (``entry_template``).
+
+Since the lock lasts until the transaction ends, entries are chained at commit: ``record`` keeps
+an entry out of the session's unit of work (flushes and autoflushes before queries do not write
+it), and ``_chain_at_commit`` flushes the caller's changes, then appends the entries and commits in
+one round trip. So the lock is held inside the database for that one exchange, not for the rest
+of a request. Entries recorded inside a savepoint, and sessions joined to a test's outer
+transaction, are added to the session instead and chained by ``_chain_pending`` when it flushes
+them (holding the lock until commit): a savepoint rolled back must take its entries with it.
 
 With ``audit_early_lock_release`` (the default) the transaction commits with
 ``synchronous_commit = off``, so the lock goes as soon as the commit record is written, and the
@@ -43,6 +50,7 @@ from app.logs import request_id_var
 log = logging.getLogger(__name__)
 
 _PENDING = "audit_pending"  # session.info: entries recorded, not yet chained (in record order)
+_DEFERRED = "audit_deferred"  # session.info: ids of the pending entries kept out of the session
 _BARRIER = "audit_barrier"  # session.info: the connection that commits asynchronously
 _CONNECTED = "audit_connected"  # session.info: the transaction has a database connection
 
@@ -117,9 +125,21 @@ def record(
             entry.action,
             ", ".join(masked),
         )
-    session.add(entry)
+    if isinstance(session.bind, Connection) or session.in_nested_transaction():
+        session.add(entry)  # chained when a flush writes it (see the module's docstring)
+    else:
+        if not session.in_transaction():
+            session.begin()  # so that a rollback or close before commit ends it and forgets the entry
+        session.info.setdefault(_DEFERRED, set()).add(id(entry))
     session.info.setdefault(_PENDING, []).append(entry)
     return entry
+
+
+def _unwritten(session: Session) -> list[AuditEntry]:
+    """The recorded entries still to chain at commit, in record order."""
+    deferred: set[int] = session.info.get(_DEFERRED, set())
+    recorded: list[AuditEntry] = session.info.get(_PENDING, [])
+    return [e for e in recorded if _unchained(e) and (id(e) in deferred or e in session.new)]
 
 
 def _unchained(entry: AuditEntry) -> bool:
@@ -168,7 +188,8 @@ def _chain_pending(session: Session, flush_context: UOWTransaction, instances: A
         )
     if not pending:
         return
-    session.info[_PENDING] = []
+    deferred: set[int] = session.info.get(_DEFERRED, set())
+    session.info[_PENDING] = [e for e in recorded if id(e) in deferred]  # still for the commit
     binding: DbBinding = session.info["binding"]
     # Sessions joined to an outer test transaction never really commit: no barrier for them.
     early = get_settings().audit_early_lock_release and not isinstance(session.bind, Connection)
@@ -180,21 +201,22 @@ def _chain_pending(session: Session, flush_context: UOWTransaction, instances: A
 
 @event.listens_for(Session, "before_commit")
 def _chain_at_commit(session: Session) -> None:
-    """Entries still unwritten at commit (nothing flushed them before): the caller's other changes
-    are flushed first, then the entries are appended and the transaction committed in one round
-    trip (``append_and_commit``), so the chain lock lives only inside the database for one
-    exchange. A session that has not touched the database yet (nothing but entries) does the whole
-    transaction in that one round trip on a pooled connection (``append_in_own_transaction``).
-    Sessions joined to a test's outer transaction, and savepoints, keep the flush path."""
+    """Entries unwritten at commit: the caller's other changes are flushed first, then the entries
+    are appended and the transaction committed in one round trip (``append_and_commit``), so the
+    chain lock lives only inside the database for one exchange. A session that has not touched the
+    database (nothing but entries) does the whole transaction in that one round trip on a pooled
+    connection (``append_in_own_transaction``). Sessions joined to a test's outer transaction, and
+    savepoints, keep the flush path."""
     if isinstance(session.bind, Connection) or session.in_nested_transaction():
         return
-    recorded: list[AuditEntry] = session.info.get(_PENDING, [])
-    pending = [e for e in recorded if e in session.new and _unchained(e)]
+    pending = _unwritten(session)
     if not pending:
         return
     for entry in pending:
-        session.expunge(entry)
+        if entry in session:
+            session.expunge(entry)
     session.info[_PENDING] = []
+    session.info[_DEFERRED] = set()
     session.flush()  # the caller's own changes, in this transaction, before its commit
     if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
         # flush hooks left more work: the entries go back and take the flush path
@@ -234,4 +256,5 @@ def _forget(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outermost transaction (a savepoint keeps both)
         session.info.pop(_BARRIER, None)
         session.info.pop(_PENDING, None)
+        session.info.pop(_DEFERRED, None)
         session.info.pop(_CONNECTED, None)
