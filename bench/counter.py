@@ -1442,6 +1442,7 @@ the hall display; {d["requests"]:,} requests ({d["requests_per_s"]} a second).
 | figure | result | goal | |
 |---|---|---|---|
 | p95, all requests | {o["p95_ms"]} ms | < 100 ms | {_met(o["p95_ms"] < 100)} |
+| the same ÷ the bare `/ping`'s p95 during the day (the host's speed varies from run to run) | {_against_probe(o, probe)} | | |
 | errors (HTTP ≥ 400 other than 409, timeouts) | {d["errors"]} | 0 | {_met(d["errors"] == 0)} |
 | conflicts refused by design (two clerks on one procedure) | {conflicts} | counted apart | |
 | refusals shown to a clerk (other than conflicts) | {d["rejected"]} | | |
@@ -1475,3 +1476,9 @@ def _busy_note(d: dict[str, Any]) -> str:
         " contention as much as the app; compare the CPU a request, and re-run on a quiet machine for the"
         " latency figure"
     )
+
+
+def _against_probe(o: dict[str, Any], probe: dict[str, Any]) -> str:
+    if not probe.get("p95_ms"):
+        return "–"
+    return f"{o['p95_ms'] / probe['p95_ms']:.1f}"
