@@ -10,8 +10,6 @@ import shlex
 import shutil
 import statistics
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +40,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def timings_ms(fn: Callable[[], Any], n: int, warmup: int = 50) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
+def summary_ms(samples: list[float]) -> dict[str, float]:
+    """Count, p50, p95 and mean of timings in milliseconds."""
     return {
-        "n": n,
+        "n": len(samples),
         "p50_ms": round(percentile(samples, 0.5), 3),
         "p95_ms": round(percentile(samples, 0.95), 3),
         "mean_ms": round(statistics.fmean(samples), 3),
