@@ -125,14 +125,20 @@ def record(
             entry.action,
             ", ".join(masked),
         )
-    if isinstance(session.bind, Connection) or session.in_nested_transaction():
-        session.add(entry)  # chained when a flush writes it (see the module's docstring)
+    if _chains_on_flush(session):
+        session.add(entry)
     else:
         if not session.in_transaction():
             session.begin()  # so that a rollback or close before commit ends it and forgets the entry
         session.info.setdefault(_DEFERRED, set()).add(id(entry))
     session.info.setdefault(_PENDING, []).append(entry)
     return entry
+
+
+def _chains_on_flush(session: Session) -> bool:
+    """Entries recorded now are chained when a flush writes them, not at commit: in a savepoint (a
+    rollback of it must take them along) and in sessions joined to a test's outer transaction."""
+    return isinstance(session.bind, Connection) or session.in_nested_transaction()
 
 
 def _unwritten(session: Session) -> list[AuditEntry]:
@@ -207,7 +213,7 @@ def _chain_at_commit(session: Session) -> None:
     database (nothing but entries) does the whole transaction in that one round trip on a pooled
     connection (``append_in_own_transaction``). Sessions joined to a test's outer transaction, and
     savepoints, keep the flush path."""
-    if isinstance(session.bind, Connection) or session.in_nested_transaction():
+    if _chains_on_flush(session):
         return
     pending = _unwritten(session)
     if not pending:
