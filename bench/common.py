@@ -141,3 +141,37 @@ def compact_catalogs() -> dict[str, float] | None:
         [*psql, "-c", f"VACUUM FULL {', '.join(TENANT_CATALOGS)}"], check=True, capture_output=True
     )
     return {"before_mb": before, "after_mb": mb()}
+
+
+def postgres_cpu_seconds() -> float | None:
+    """CPU time (user + system) of this project's PostgreSQL cluster so far: the postmaster, its
+    live children (backends, checkpointer, ...) and the children it has reaped. None if unreadable."""
+    try:
+        postmaster = int((ROOT / "var" / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def fields(pid: int | str) -> list[str]:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()
+
+        own = fields(postmaster)
+        total = sum(int(v) for v in own[11:15])  # utime, stime, cutime, cstime
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                stat = fields(pid)
+            except OSError:
+                continue
+            if int(stat[1]) == postmaster:  # ppid
+                total += int(stat[11]) + int(stat[12])
+        return total / tick
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs so far, from /proc/stat."""
+    parts = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    return float(sum(parts) - idle), float(sum(parts))

@@ -49,7 +49,7 @@ from urllib.parse import quote
 import httpx
 
 from app.observability import gunicorn_conf
-from bench.common import ROOT, percentile, save
+from bench.common import ROOT, machine_busy, percentile, save
 
 TENANT = "gobo"
 OFFICE = "shiyakusho"
@@ -436,13 +436,6 @@ def _postgres_pid() -> int:
     return int((ROOT / "var" / "pg" / "data" / "postmaster.pid").read_text().split()[0])
 
 
-def _machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs from /proc/stat."""
-    parts = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    return float(sum(parts) - idle), float(sum(parts))
-
-
 @dataclass
 class Meter:
     """CPU of the client, the server, PostgreSQL and the whole machine over one stretch of wall time."""
@@ -459,7 +452,7 @@ class Meter:
         return None
 
     def _now(self) -> dict[str, float]:
-        busy, total = _machine_busy()
+        busy, total = machine_busy()
         return {
             "wall": time.perf_counter(),
             "client": time.process_time(),

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from bench.common import ROOT, compact_catalogs, percentile, save, summary_ms
+from bench.common import ROOT, compact_catalogs, percentile, postgres_cpu_seconds, save, summary_ms
 
 CITIES = ("osaka", "gobo", "yamaguchi")
 TARGET_TENANTS = 1741  # every municipality in Japan (市区町村 1,718 + 23 特別区)
@@ -178,33 +178,6 @@ def _worker_memory(cache_size: int) -> dict[str, Any]:
     return {"cache_size": cache_size, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
-def _server_cpu_seconds() -> float | None:
-    """CPU time (user + system) of this project's PostgreSQL cluster so far: the postmaster, its
-    live children (backends, checkpointer, ...) and the children it has reaped. None if unreadable."""
-    try:
-        postmaster = int((ROOT / "var" / "pg" / "data" / "postmaster.pid").read_text().split()[0])
-        tick = os.sysconf("SC_CLK_TCK")
-
-        def fields(pid: int | str) -> list[str]:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()
-
-        own = fields(postmaster)
-        total = sum(int(v) for v in own[11:15])  # utime, stime, cutime, cstime
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                stat = fields(pid)
-            except OSError:
-                continue
-            if int(stat[1]) == postmaster:  # ppid
-                total += int(stat[11]) + int(stat[12])
-        return total / tick
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _pg_dump_seconds() -> dict[str, Any]:
     import os
 
@@ -260,13 +233,13 @@ def run(quick: bool = False) -> None:
 
     workers = 2
     load_before = os.getloadavg()
-    server_before = _server_cpu_seconds()
+    server_before = postgres_cpu_seconds()
     cpu_before = time.process_time()
     start = time.perf_counter()
     results = sync(configs, progress=progress, workers=workers)
     total = time.perf_counter() - start
     python_cpu = time.process_time() - cpu_before
-    server_after = _server_cpu_seconds()
+    server_after = postgres_cpu_seconds()
     load_after = os.getloadavg()
     server_cpu = (
         server_after - server_before if server_after is not None and server_before is not None else None

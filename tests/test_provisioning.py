@@ -111,13 +111,20 @@ def test_concurrent_syncs_wait_for_the_advisory_lock(provisioned: object) -> Non
     assert finished.is_set()
 
 
-def test_audit_log_is_append_only_for_the_runtime_role(db: None) -> None:
+def test_the_runtime_role_writes_the_audit_log_only_through_the_chain(db: None) -> None:
+    """``audit.record`` chains entries (``audit_append()`` runs with its owner's rights); the runtime
+    role itself can neither insert a row around the chain lock nor change or delete one."""
     from app.audit import Actor, record
 
     with tenant_session("osaka") as session:
-        record(session, "test.entry", actor=Actor("system", "test"))
+        entry = record(session, "test.entry", actor=Actor("system", "test"))
         session.flush()
-        for statement in ("UPDATE audit_log SET action = 'forged'", "DELETE FROM audit_log"):
+        assert entry.seq == 1
+        forged = (
+            "INSERT INTO audit_log (seq, prev_hash, hash, actor_type, actor_id, action)"
+            " SELECT seq + 1, hash, hash, 'system', 'test', 'forged' FROM audit_log"
+        )
+        for statement in (forged, "UPDATE audit_log SET action = 'forged'", "DELETE FROM audit_log"):
             with (
                 pytest.raises(ProgrammingError, match="permission denied for table audit_log"),
                 session.begin_nested(),

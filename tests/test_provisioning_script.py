@@ -182,7 +182,12 @@ def test_script_built_tenants_are_isolated_like_every_tenant(fresh: Fresh) -> No
         with pytest.raises(ProgrammingError, match="permission denied for schema t_271004"):
             session.execute(text("SELECT count(*) FROM t_271004.audit_log")).scalar()
         session.rollback()
-        for statement in ("UPDATE audit_log SET action = 'forged'", "DELETE FROM audit_log"):
+        for statement in (
+            "INSERT INTO audit_log (seq, prev_hash, hash, actor_type, actor_id, action)"
+            " VALUES (1, repeat('0', 64), repeat('0', 64), 'system', 'x', 'forged')",
+            "UPDATE audit_log SET action = 'forged'",
+            "DELETE FROM audit_log",
+        ):
             with pytest.raises(ProgrammingError, match="permission denied for table audit_log"):
                 session.execute(text(statement))
             session.rollback()

@@ -1,6 +1,7 @@
 """The operation log (操作ログ): one row per access to personal data or administrative act.
 
-Append-only for the runtime role (INSERT and SELECT only; see ``app.db.provision.grant_tables``)
+Read-only for the runtime role (SELECT; see ``app.db.provision.grant_tables``): entries are written
+only by ``audit_append()``, with its owner's rights, under the tenant's chain lock (migration t0013),
 and hash-chained per tenant (``app.audit.canonical``, docs/adr/0005-audit-chain.md): ``seq`` is
 gap-free, ``prev_hash`` is the hash of entry ``seq - 1``, ``hash`` the hash of this entry's
 canonical form. Entries older than the tenant's retention move to object storage; each move leaves
@@ -16,7 +17,7 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, SmallIntege
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import TenantBase, append_only, id_column, read_only
+from app.db.base import TenantBase, id_column, read_only
 
 ACTOR_TYPES = ("staff", "provider", "api_client", "system", "device", "resident", "cli")
 HEX64 = "'^[0-9a-f]{64}$'"
@@ -30,13 +31,12 @@ class AuditEntry(TenantBase):
             name="actor_type",
         ),
         CheckConstraint("seq > 0", name="seq_positive"),
-        CheckConstraint(f"hash ~ {HEX64} AND prev_hash ~ {HEX64}", name="hashes_hex"),
         UniqueConstraint("seq"),
         Index(None, "subject_type", "subject_id"),
         Index(None, "occurred_at"),
         # Accesses to one resident inside search results and household lists (app.audit.pia).
         Index(None, "details", postgresql_using="gin", postgresql_ops={"details": "jsonb_path_ops"}),
-        append_only(),
+        read_only(),
     )
 
     id: Mapped[int] = id_column()

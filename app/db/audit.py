@@ -3,7 +3,8 @@
 The functions called here live in every tenant schema (migration t0004):
 
 ``audit_append(early, entries)``
-    Refuses any isolation level but READ COMMITTED, takes the tenant's transaction-level advisory
+    SECURITY DEFINER since t0013 (the runtime role has SELECT on ``audit_log``, no INSERT: no row
+    reaches the log around the chain lock). Refuses any isolation level but READ COMMITTED, takes the tenant's transaction-level advisory
     lock, reads the newest entry (or the last archival cut) in a statement of its own, so with a
     snapshot taken after the lock was granted, then inserts the entries with the next ``seq``
     numbers, ``clock_timestamp()`` and their hashes — one round trip while the lock is held. With

@@ -51,13 +51,6 @@ def created_at_column() -> Mapped[dt.datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
-def append_only(table_args: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``__table_args__`` for tables the runtime role may only INSERT into and SELECT from."""
-    args = dict(table_args or {})
-    args.setdefault("info", {})["append_only"] = True
-    return args
-
-
 def read_only(table_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """``__table_args__`` for tables the runtime role may only SELECT from.
 

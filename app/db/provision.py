@@ -57,8 +57,8 @@ def schema_statements(binding: DbBinding, runtime_login: str, *, create_role: bo
 
 
 def grant_tables(conn: Connection, binding: DbBinding, metadata: MetaData) -> None:
-    """Give the binding's role DML on its schema's tables; append-only tables get no UPDATE/DELETE,
-    read-only tables (written by the schema owner) SELECT only."""
+    """Give the binding's role DML on its schema's tables; read-only tables (written by the schema
+    owner, or by its SECURITY DEFINER functions) SELECT only."""
     run_statements(conn, grant_statements(binding, metadata))
 
 
@@ -125,10 +125,6 @@ def grant_statements(
         f"GRANT SELECT ON {schema}.alembic_version TO {role}",
     ]
     statements += [
-        f"REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{quoted(table)} FROM {role}"
-        for table in append_only_tables(metadata)
-    ]
-    statements += [
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {schema}.{quoted(table)} FROM {role}"
         for table in read_only_tables(metadata)
     ]
@@ -185,10 +181,6 @@ def create_tenant_schema(
     revision = migrate.upgrade(conn, chain.tree, binding.schema)
     grant_tables(conn, binding, metadata)
     return revision
-
-
-def append_only_tables(metadata: MetaData) -> Iterable[str]:
-    return sorted(t.name for t in metadata.tables.values() if t.info.get("append_only"))
 
 
 def read_only_tables(metadata: MetaData) -> Iterable[str]:
