@@ -346,7 +346,12 @@ catalog cache, which grows with every schema a connection touches, stays bounded
 Load average (1, 5, 15 min) on the {os.cpu_count()} cores, which other work shares: {load} before
 provisioning, {", ".join(f"{x:.1f}" for x in load_after)} after. The CPU time per tenant does not
 depend on the neighbours; with the cores to itself a run needs about the larger of the Python time
-(one process: its threads share one core) and half the sum of Python and PostgreSQL time per tenant.
+(one process: its threads share one core) and half the sum of Python and PostgreSQL time per tenant,
+plus waits for the disk: PostgreSQL fsyncs every index file as it builds it (83 indexes in a tenant
+schema, and its TOAST tables' own), and sampled 10 times a second while 500 tenants were provisioned
+(2026-11-21, 19:55Z) 0.59 backends on average were waiting in `DataFileImmediateSync` against 0.90
+on a CPU, so the run used 1.4 of the 2 CPUs. The total moves with the disk's flush latency as well
+as the CPUs (247.8 to 322.8 s on one day, same code); a third worker did not help (261 against 259 s).
 """
     save("tenancy", result, md)
     print(md)
