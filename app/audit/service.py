@@ -14,12 +14,13 @@ would reject a fork anyway). The entries travel as canonical text split around `
 and ``seq`` (``entry_template``).
 
 Since the lock lasts until the transaction ends, entries are chained at commit: ``record`` keeps
-an entry out of the session's unit of work (flushes and autoflushes before queries do not write
-it), and ``_chain_at_commit`` flushes the caller's changes, then appends the entries and commits in
-one round trip. So the lock is held inside the database for that one exchange, not for the rest
-of a request. Entries recorded inside a savepoint, and sessions joined to a test's outer
-transaction, are added to the session instead and chained by ``_chain_pending`` when it flushes
-them (holding the lock until commit): a savepoint rolled back must take its entries with it.
+an entry out of the session's unit of work (a plain ``RecordedEntry`` in ``session.info``: flushes
+and autoflushes before queries do not write it), and ``_chain_at_commit`` flushes the caller's
+changes, then appends the entries and commits in one round trip. So the lock is held inside the
+database for that one exchange, not for the rest of a request. Entries recorded inside a
+savepoint, and in sessions joined to a test's outer transaction, go into the session as a mapped
+``AuditEntry`` instead and are chained by ``_chain_pending`` when it flushes them (holding the lock
+until commit): a savepoint rolled back must take its entries with it.
 
 With ``audit_early_lock_release`` (the default) the transaction commits with
 ``synchronous_commit = off``, so the lock goes as soon as the commit record is written, and the
@@ -29,10 +30,11 @@ before the entry is durable, yet writers no longer queue behind each other's dis
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
@@ -50,7 +52,6 @@ from app.logs import request_id_var
 log = logging.getLogger(__name__)
 
 _PENDING = "audit_pending"  # session.info: entries recorded, not yet chained (in record order)
-_DEFERRED = "audit_deferred"  # session.info: ids of the pending entries kept out of the session
 _BARRIER = "audit_barrier"  # session.info: the connection that commits asynchronously
 _CONNECTED = "audit_connected"  # session.info: the transaction has a database connection
 
@@ -74,13 +75,54 @@ class NoActorError(RuntimeError):
     pass
 
 
-def _text(value: str | None, field: str, masked: list[str]) -> str | None:
-    if value is None:
-        return None
+@dataclass(slots=True, eq=False)
+class RecordedEntry:
+    """An entry as ``record`` took it (scanned and checked); ``id``, ``seq``, ``prev_hash``,
+    ``hash`` and ``occurred_at`` are filled in when it is chained.
+
+    A plain object, not the mapped ``AuditEntry``: an entry chained at commit never enters the
+    session, and building and detaching a mapped instance cost about as much as the rest of
+    ``record``. Entries chained on flush (in a savepoint) travel as an ``AuditEntry`` in ``row``.
+    """
+
+    actor_type: str
+    actor_id: str
+    actor_name: str | None
+    terminal: str | None
+    action: str
+    subject_type: str | None
+    subject_id: str | None
+    purpose: str | None
+    request_id: str | None
+    details: dict[str, Any]
+    id: int | None = None
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+    occurred_at: dt.datetime | None = None
+    row: AuditEntry | None = field(default=None, repr=False)  # the flush path's mapped instance
+
+    def columns(self) -> tuple[Any, ...]:
+        """The entry's own values, in ``_COLUMNS`` order."""
+        return (
+            self.actor_type, self.actor_id, self.actor_name, self.terminal, self.action, self.subject_type,
+            self.subject_id, self.purpose, self.request_id, self.details,
+        )  # fmt: skip
+
+    def chained(self, values: Sequence[Any]) -> None:
+        """Take (id, seq, prev hash, hash, time) as the database chained the entry."""
+        self.id, self.seq, self.prev_hash, self.hash, self.occurred_at = values
+
+
+def _text(value: str, field: str, masked: list[str]) -> str:
     value, found = mask_text(checked_text(value, field))
     if found:
         masked.append(field)
     return value
+
+
+def _optional_text(value: str | None, field: str, masked: list[str]) -> str | None:
+    return None if value is None else _text(value, field, masked)
 
 
 def record(
@@ -92,7 +134,7 @@ def record(
     purpose: str | None = None,
     details: dict[str, Any] | None = None,
     actor: Actor | None = None,
-) -> AuditEntry:
+) -> RecordedEntry:
     """Add an entry to ``session`` (committed with the caller's work, so it cannot be lost alone).
 
     Raises ``AuditValueError`` for details the log cannot hold (floats, non-text keys, NUL).
@@ -107,16 +149,16 @@ def record(
     clean_details, found = mask_value(normalized(details or {}))
     if found:
         masked.append("details")
-    entry = AuditEntry(
+    entry = RecordedEntry(
         actor_type=actor.type,
         actor_id=_text(actor.id, "actor_id", masked),
-        actor_name=_text(actor.name, "actor_name", masked),
-        terminal=_text(actor.terminal, "terminal", masked),
+        actor_name=_optional_text(actor.name, "actor_name", masked),
+        terminal=_optional_text(actor.terminal, "terminal", masked),
         action=_text(action, "action", masked),
-        subject_type=_text(subject_type, "subject_type", masked),
-        subject_id=_text(None if subject_id is None else str(subject_id), "subject_id", masked),
-        purpose=_text(purpose, "purpose", masked),
-        request_id=_text(request_id_var.get(), "request_id", masked),
+        subject_type=_optional_text(subject_type, "subject_type", masked),
+        subject_id=_optional_text(None if subject_id is None else str(subject_id), "subject_id", masked),
+        purpose=_optional_text(purpose, "purpose", masked),
+        request_id=_optional_text(request_id_var.get(), "request_id", masked),
         details=clean_details,
     )
     if masked:
@@ -126,13 +168,17 @@ def record(
             ", ".join(masked),
         )
     if _chains_on_flush(session):
-        session.add(entry)
-    else:
-        if not session.in_transaction():
-            session.begin()  # so that a rollback or close before commit ends it and forgets the entry
-        session.info.setdefault(_DEFERRED, set()).add(id(entry))
+        _add_row(session, entry)
+    elif not session.in_transaction():
+        session.begin()  # so that a rollback or close before commit ends it and forgets the entry
     session.info.setdefault(_PENDING, []).append(entry)
     return entry
+
+
+def _add_row(session: Session, entry: RecordedEntry) -> None:
+    """Give ``entry`` a mapped instance in the session, for a flush to chain."""
+    entry.row = AuditEntry(**dict(zip(_COLUMNS, entry.columns(), strict=True)))
+    session.add(entry.row)
 
 
 def _chains_on_flush(session: Session) -> bool:
@@ -141,15 +187,11 @@ def _chains_on_flush(session: Session) -> bool:
     return isinstance(session.bind, Connection) or session.in_nested_transaction()
 
 
-def _unwritten(session: Session) -> list[AuditEntry]:
-    """The recorded entries still to chain at commit, in record order."""
-    deferred: set[int] = session.info.get(_DEFERRED, set())
-    recorded: list[AuditEntry] = session.info.get(_PENDING, [])
-    return [e for e in recorded if _unchained(e) and (id(e) in deferred or e in session.new)]
-
-
-def _unchained(entry: AuditEntry) -> bool:
-    return entry.__dict__.get("seq") is None
+def _unwritten(session: Session) -> list[RecordedEntry]:
+    """The recorded entries still to chain at commit, in record order: those kept out of the
+    session, and any whose mapped instance a flush has not written yet."""
+    recorded: list[RecordedEntry] = session.info.get(_PENDING, [])
+    return [e for e in recorded if e.seq is None and (e.row is None or e.row in session.new)]
 
 
 _COLUMNS = (
@@ -158,49 +200,49 @@ _COLUMNS = (
 )  # fmt: skip
 
 
-def _payload(pending: list[AuditEntry], tenant: str) -> list[dict[str, Any]]:
+def _payload(pending: list[RecordedEntry], tenant: str) -> list[dict[str, Any]]:
     """What ``audit_append()`` takes per entry: the canonical text split around ``at``, ``prev``
     and ``seq`` (``c0``..``c3``) and the columns."""
     payload = []
     for e in pending:
-        columns = (
-            e.actor_type, e.actor_id, e.actor_name, e.terminal, e.action, e.subject_type, e.subject_id,
-            e.purpose, e.request_id, e.details,
-        )  # fmt: skip
+        columns = e.columns()
         c0, c1, c2, c3 = entry_template(tenant, *columns)
         payload.append({"c0": c0, "c1": c1, "c2": c2, "c3": c3, **dict(zip(_COLUMNS, columns, strict=True))})
     return payload
 
 
-def _attach(session: Session | None, pending: list[AuditEntry], chained: Sequence[Sequence[Any]]) -> None:
-    """The database inserted the rows: the entries become detached copies of them (all values
-    loaded), and persistent in ``session`` if given, so that no flush writes them again."""
-    for entry, row in zip(pending, chained, strict=True):
-        if session is not None:
-            session.expunge(entry)
-        entry.id, entry.seq, entry.prev_hash, entry.hash, entry.occurred_at = tuple(row)
-        make_transient_to_detached(entry)
-        if session is not None:
-            session.add(entry)
+def _attach_rows(session: Session, pending: list[RecordedEntry], chained: Sequence[Sequence[Any]]) -> None:
+    """The database inserted the rows of entries chained on flush: their mapped instances become
+    persistent copies of them (all values loaded), so that no flush writes them again."""
+    for entry, values in zip(pending, chained, strict=True):
+        entry.chained(values)
+        row = entry.row
+        assert row is not None
+        session.expunge(row)
+        row.id, row.seq, row.prev_hash, row.hash, row.occurred_at = tuple(values)
+        make_transient_to_detached(row)
+        session.add(row)
 
 
 @event.listens_for(Session, "before_flush")
 def _chain_pending(session: Session, flush_context: UOWTransaction, instances: Any) -> None:
-    recorded: list[AuditEntry] = session.info.get(_PENDING, [])
-    pending = [e for e in recorded if e in session.new and _unchained(e)]
-    if any(isinstance(o, AuditEntry) and _unchained(o) and o not in pending for o in session.new):
+    recorded: list[RecordedEntry] = session.info.get(_PENDING, [])
+    pending = [e for e in recorded if e.seq is None and e.row is not None and e.row in session.new]
+    ours = {id(e.row) for e in pending}
+    if any(
+        isinstance(o, AuditEntry) and o.__dict__.get("seq") is None and id(o) not in ours for o in session.new
+    ):
         raise RuntimeError(
             "audit entries are written through app.audit.record only (it scans and checks them)"
         )
     if not pending:
         return
-    deferred: set[int] = session.info.get(_DEFERRED, set())
-    session.info[_PENDING] = [e for e in recorded if id(e) in deferred]  # still for the commit
+    session.info[_PENDING] = [e for e in recorded if e.row is None]  # still for the commit
     binding: DbBinding = session.info["binding"]
     # Sessions joined to an outer test transaction never really commit: no barrier for them.
     early = get_settings().audit_early_lock_release and not isinstance(session.bind, Connection)
     chained = append_entries(session, early, _payload(pending, code_for_schema(binding.schema)))
-    _attach(session, pending, chained)
+    _attach_rows(session, pending, chained)
     if early:
         session.info[_BARRIER] = session.connection()
 
@@ -219,15 +261,15 @@ def _chain_at_commit(session: Session) -> None:
     if not pending:
         return
     for entry in pending:
-        if entry in session:
-            session.expunge(entry)
+        if entry.row is not None:  # recorded in a savepoint released without a flush
+            session.expunge(entry.row)
+            entry.row = None
     session.info[_PENDING] = []
-    session.info[_DEFERRED] = set()
     session.flush()  # the caller's own changes, in this transaction, before its commit
     if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
         # flush hooks left more work: the entries go back and take the flush path
         for entry in pending:
-            session.add(entry)
+            _add_row(session, entry)
         session.info[_PENDING] = [*pending, *session.info.get(_PENDING, [])]
         return
     binding: DbBinding = session.info["binding"]
@@ -240,7 +282,8 @@ def _chain_at_commit(session: Session) -> None:
         engine = session.get_bind()
         assert isinstance(engine, Engine)
         chained = append_in_own_transaction(engine, binding, context_params(binding), early, payload)
-    _attach(None, pending, chained)  # committed: nothing left for the session to do with them
+    for entry, values in zip(pending, chained, strict=True):
+        entry.chained(values)
 
 
 @event.listens_for(Session, "after_begin")
@@ -262,5 +305,4 @@ def _forget(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outermost transaction (a savepoint keeps both)
         session.info.pop(_BARRIER, None)
         session.info.pop(_PENDING, None)
-        session.info.pop(_DEFERRED, None)
         session.info.pop(_CONNECTED, None)
