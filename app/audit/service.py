@@ -81,8 +81,9 @@ class RecordedEntry:
     ``hash`` and ``occurred_at`` are filled in when it is chained.
 
     A plain object, not the mapped ``AuditEntry``: an entry chained at commit never enters the
-    session, and building and detaching a mapped instance cost about as much as the rest of
-    ``record``. Entries chained on flush (in a savepoint) travel as an ``AuditEntry`` in ``row``.
+    session, and building, then detaching, a mapped instance made a sixth of the Python calls of a
+    request that reads and records one entry (904 → 751 without it). Entries chained on flush (in a
+    savepoint) travel as an ``AuditEntry`` in ``row``.
     """
 
     actor_type: str
@@ -302,7 +303,7 @@ def _wait_for_durability(session: Session) -> None:
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the outermost transaction (a savepoint keeps both)
+    if transaction.parent is None:  # the outermost transaction (a savepoint's end keeps them)
         session.info.pop(_BARRIER, None)
         session.info.pop(_PENDING, None)
         session.info.pop(_CONNECTED, None)
