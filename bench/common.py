@@ -143,11 +143,16 @@ def compact_catalogs() -> dict[str, float] | None:
     return {"before_mb": before, "after_mb": mb()}
 
 
+def postmaster_pid() -> int:
+    """The pid of this project's PostgreSQL cluster (started by ``scripts/services.sh``)."""
+    return int((ROOT / "var" / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+
+
 def postgres_cpu_seconds() -> float | None:
     """CPU time (user + system) of this project's PostgreSQL cluster so far: the postmaster, its
     live children (backends, checkpointer, ...) and the children it has reaped. None if unreadable."""
     try:
-        postmaster = int((ROOT / "var" / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+        postmaster = postmaster_pid()
         tick = os.sysconf("SC_CLK_TCK")
 
         def fields(pid: int | str) -> list[str]:

@@ -49,7 +49,7 @@ from urllib.parse import quote
 import httpx
 
 from app.observability import gunicorn_conf
-from bench.common import ROOT, machine_busy, percentile, save
+from bench.common import ROOT, machine_busy, percentile, postgres_cpu_seconds, postmaster_pid, save
 
 TENANT = "gobo"
 OFFICE = "shiyakusho"
@@ -432,8 +432,12 @@ def _tree_wait(pid: int) -> float:
     return total
 
 
-def _postgres_pid() -> int:
-    return int((ROOT / "var" / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+def _postgres_cpu() -> float:
+    """The cluster's CPU so far, backends that have exited included (``postgres_cpu_seconds``)."""
+    seconds = postgres_cpu_seconds()
+    if seconds is None:
+        raise RuntimeError("the PostgreSQL cluster's CPU time cannot be read from /proc")
+    return seconds
 
 
 @dataclass
@@ -457,7 +461,7 @@ class Meter:
             "wall": time.perf_counter(),
             "client": time.process_time(),
             "server": self.server.cpu_seconds(),
-            "postgres": _tree_cpu(self.pg_pid),
+            "postgres": _postgres_cpu(),
             "server_wait": self.server.wait_seconds(),
             "postgres_wait": _tree_wait(self.pg_pid),
             "busy": busy,
@@ -528,7 +532,7 @@ def _throughput(
     ``poll`` is the smallest signed-in response of the app (the card panel of the same case: session,
     permissions, the case row, one query): the price of the framework and the sign-in alone.
     """
-    pg = _postgres_pid()
+    pg = postmaster_pid()
     targets = {
         "bare": (bare, _request("/ping")),
         "case": (app, _request(case_path, cookie)),
@@ -1123,7 +1127,7 @@ async def _simulate(
     probe: list[float] = []
     activity: dict[str, int] = {}
     samples = [0]
-    meter = Meter(app, _postgres_pid()).__enter__()  # the day only: sign-in and warm-up left out
+    meter = Meter(app, postmaster_pid()).__enter__()  # the day only: sign-in and warm-up left out
     tasks = [
         _probe(bare.base, day, probe),
         _pg_activity(day, activity, samples),
