@@ -14,6 +14,7 @@ from limits.errors import StorageError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from app import inputs
 from app.audit.service import actor_var
 from app.config import Settings, get_settings
 from app.logs import configure_logging, request_id_var, tenant_var
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_AS_ASCII=False,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    inputs.use_id_converter(app)
     csrf.init_app(app)
 
     from app import api, web
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.exempt(api.tenant_api)  # API writes authenticate by token (issue 5), not by cookie alone
     app.teardown_appcontext(close_tenant_db)
     app.before_request(_start_request)
+    app.before_request(inputs.check_request)
     app.after_request(_finish_request)
     app.teardown_request(_clear_request_context)
     if settings.metrics_enabled:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -219,15 +218,21 @@ def api_get(incident_id: int) -> Response:
 
 
 def _json_act(incident_id: int, action: str) -> tuple[Response, int]:
-    body: dict[str, Any] = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        return _refused("本文は JSON のオブジェクト（{...}）で送ってください。")
     by = str(body.get("by", ""))
+    at = body.get("at")
+    if at is not None and not isinstance(at, str):
+        return _refused("「at」は ISO 8601 形式の日時の文字列で送ってください。")
     with svc.control_session() as session:
         try:
             if action == "ack":
                 incident = svc.acknowledge(session, incident_id, by)
             elif action == "resolve":
-                at = dt.datetime.fromisoformat(body["at"]) if body.get("at") else None
-                incident = svc.resolve(session, incident_id, by, at)
+                incident = svc.resolve(session, incident_id, by, _instant(at) if at else None)
             else:
                 fields = {k: body.get(k) for k in ("cause", "recovery", "prevention", "log_excerpts")}
                 incident = svc.write_report(
@@ -237,9 +242,22 @@ def _json_act(incident_id: int, action: str) -> tuple[Response, int]:
             session.commit()
         except svc.IncidentNotFound:
             abort(404)
-        except (svc.IncidentInputError, ValueError) as exc:
-            return jsonify({"code": 422, "status": "入力に誤りがあります", "message": str(exc)}), 422
+        except ValueError as exc:  # IncidentInputError and the service's other refusals
+            return _refused(str(exc))
     return jsonify(data), 200
+
+
+def _refused(message: str) -> tuple[Response, int]:
+    return jsonify({"code": 422, "status": "入力に誤りがあります", "message": message}), 422
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise svc.IncidentInputError(
+            f"「at」の日時「{text[:40]}」が読めません（例: 2026-11-21T10:00:00+09:00）。"
+        ) from None
 
 
 @ops_api.route("/incidents/<int:incident_id>/ack", methods=["POST"])

@@ -9,6 +9,7 @@ from app.audit.service import actor_var
 from app.counter import cards
 from app.counter.service import CounterError
 from app.identity.permissions import requires
+from app.inputs import form_int
 from app.tenancy.context import tenant_config, tenant_db
 from app.web import tenant_web
 
@@ -23,7 +24,7 @@ def admin_card_readers() -> str:
         try:
             if request.form.get("action") == "revoke":
                 cards.revoke_reader(
-                    db, int(request.form.get("reader_id", "0")), actor.id if actor else "unknown"
+                    db, form_int(request.form, "reader_id", 0), actor.id if actor else "unknown"
                 )
             else:
                 office_id, _, counter_id = request.form.get("counter", "").partition("/")

@@ -18,6 +18,7 @@ from app.forms import editing, service
 from app.forms.definition import FormDefinition
 from app.forms.editing import FormEditError
 from app.identity.permissions import requires
+from app.inputs import bounded_int
 from app.pdf import PageImageError, page_images
 from app.tenancy.context import tenant_config, tenant_db
 from app.web import tenant_web
@@ -92,7 +93,7 @@ def admin_form_edit(form_id: str) -> str | Response:
         generic=editing.generic_template_text(),
         versions=editing.versions(db, form_id),
         problems=problems,
-        saved=request.args.get("saved", type=int),
+        saved=request.args.get("saved", type=bounded_int),
         status_labels=STATUS_LABELS,
         today=dt.datetime.now(JST).date(),
         name=FormDefinition.model_validate(latest.definition).name if latest else form_id,

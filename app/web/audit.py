@@ -9,6 +9,7 @@ from flask import Response, abort, render_template, request
 
 from app.audit import pia
 from app.identity.permissions import requires
+from app.inputs import bounded_int
 from app.residents import service as residents
 from app.residents.models import Resident
 from app.tenancy.context import current_tenant, tenant_db
@@ -23,8 +24,7 @@ def _resident(resident_id: int) -> Resident:
 
 
 def _before_seq() -> int | None:
-    value = request.args.get("before_seq", "")
-    return int(value) if value.isdigit() else None
+    return request.args.get("before_seq", type=bounded_int)
 
 
 @tenant_web.route("/audit/residents/<int:resident_id>")

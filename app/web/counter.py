@@ -23,6 +23,7 @@ from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.formdata import answers_from_form
 from app.guidance.service import GuidanceInputError, active_catalogue
 from app.identity.permissions import requires
+from app.inputs import bounded_int, form_int
 from app.residents import service as residents
 from app.residents.service import SearchInputError, SearchQuery
 from app.tenancy.context import tenant_config, tenant_db
@@ -47,10 +48,7 @@ def _redirect_case(case_id: int, **args: Any) -> Response:
 
 
 def _version() -> int:
-    try:
-        return int(request.form.get("version", ""))
-    except ValueError:
-        return -1
+    return form_int(request.form, "version", -1)
 
 
 # --- reception and the desk -------------------------------------------------------------------------
@@ -183,7 +181,7 @@ def case_view(case_id: int) -> str:
                 search = [residents.summary(r) for r in result.residents]
             except SearchInputError as exc:
                 search_error = str(exc)
-        prefill = _prefill_from_read(db, case, request.args.get("from_read", type=int))
+        prefill = _prefill_from_read(db, case, request.args.get("from_read", type=bounded_int))
     db.commit()
     return render_template(
         "counter/case.html",
@@ -238,16 +236,16 @@ def case_identify(case_id: int) -> Response:
     try:
         if request.form.get("household_rows"):
             household = _household_from_form(request.form)
-            read_id = request.form.get("read_id", type=int)
+            read_id = request.form.get("read_id", type=bounded_int)
             service.identify(db, case_id, _version(), _clerk(), by="card" if read_id else "manual",
                              household=household)  # fmt: skip
             if read_id:
                 cards.claim(db, read_id, case_id)
         else:
-            resident_id = int(request.form.get("resident_id", "0"))
+            resident_id = form_int(request.form, "resident_id", 0)
             service.identify(db, case_id, _version(), _clerk(), by=by, resident_id=resident_id)
             if by == "card" and request.form.get("read_id"):
-                cards.claim(db, int(request.form["read_id"]), case_id)
+                cards.claim(db, form_int(request.form, "read_id", 0), case_id)
     except (CounterError, ValueError) as exc:
         db.rollback()
         return _redirect_case(case_id, error=str(exc))
@@ -269,15 +267,19 @@ def _prefill_from_read(db: Any, case: Case, read_id: int | None) -> dict[str, An
             "sex": read.sex}  # fmt: skip
 
 
+# The household form's rows (case.html shows 6); a posted count above it is not a form's.
+MAX_HOUSEHOLD_ROWS = 20
+
+
 def _household_from_form(form: Any) -> list[dict[str, Any]]:
     members: list[dict[str, Any]] = []
-    for i in range(int(form.get("household_rows", "0") or 0)):
+    for i in range(min(form_int(form, "household_rows", 0), MAX_HOUSEHOLD_ROWS)):
         name = form.get(f"m{i}_name", "").strip()
         if not name:
             continue
         members.append({
             "name": name, "kana": form.get(f"m{i}_kana", "").strip() or None,
-            "birth": form.get(f"m{i}_birth", "").strip(), "sex": int(form.get(f"m{i}_sex", "9") or 9),
+            "birth": form.get(f"m{i}_birth", "").strip(), "sex": form_int(form, f"m{i}_sex", 9),
             "relation": form.get(f"m{i}_relation", "").strip() or ("世帯主" if not members else ""),
         })  # fmt: skip
     if not members:
@@ -442,7 +444,7 @@ def queue(department: str) -> str | Response:
     error = None
     if request.method == "POST":
         try:
-            procedure_id = int(request.form.get("procedure_id", "0"))
+            procedure_id = form_int(request.form, "procedure_id", 0)
             service.update_procedure(db, procedure_id, _version(), _clerk(), action=request.form.get("action", ""),
                                      note=request.form.get("note"))  # fmt: skip
         except (CounterError, ValueError) as exc:
