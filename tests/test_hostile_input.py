@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 from flask import Flask
@@ -77,6 +77,13 @@ HOSTILE_BODIES: tuple[bytes, ...] = (
     b"\xff\xfe\x00",
     b'{"version": NaN, "limit": Infinity}',
     b"[" * 5000 + b"]" * 5000,
+)
+
+# What Python's own exceptions say: a user is told what was wrong in Japanese, never these.
+PYTHON_ERRORS = re.compile(
+    r"invalid literal for|Invalid isoformat|does not match format|unconverted data|object has no attribute"
+    r"|NoneType|Traceback|Expecting value|index out of range|could not convert|codec can't"
+    r"|is not a valid|unsupported operand|not subscriptable|takes \d+ positional"
 )
 
 # Path values: the world's real objects where the name says which, else an id nobody has.
@@ -154,6 +161,10 @@ class Calls:
         if response.status_code >= 500:
             self.failures.append(f"{method} {url} [{what}]: {response.status_code}")
             return
+        shown = unquote(response.headers.get("Location", "")) + response.get_data(as_text=True)
+        leaked = PYTHON_ERRORS.search(shown)
+        if leaked:
+            self.failures.append(f"{method} {url} [{what}]: shows Python's message {leaked.group(0)!r}")
         if url.startswith("/api/") and response.status_code >= 400 and response.status_code != 405:
             body = response.get_json(silent=True)
             # {"message": ...} from our API; {"error": ...} from the OAuth token endpoint (RFC 6749)
@@ -311,3 +322,32 @@ def test_refusals_name_the_field_in_japanese(app: Flask, world: dict[str, str]) 
     case = staff.get(f"/api/v1/{TENANT}/cases/{world['case_id']}").get_json()
     assert case["case"]["events"] == []
     assert staff.get(f"/{TENANT}/cases/{'9' * 25}").status_code == 404
+
+
+def test_an_event_date_is_read_as_typed_or_refused_in_japanese(app: Flask, world: dict[str, str]) -> None:
+    staff = clerk(app, groups=("監督者",))
+    page = f"/{TENANT}/residents/{world['resident_id']}/guidance"
+
+    wrong = staff.get(page, query_string={"event": "tenkyo", "event_date": "2026-02-30"}).get_data(
+        as_text=True
+    )
+    assert "日付「2026-02-30」: 存在しない日付です" in wrong
+    vague = staff.get(page, query_string={"event": "tenkyo", "event_date": "令和8年11月"}).get_data(
+        as_text=True
+    )
+    assert "日付「令和8年11月」: " in vague
+    wareki = staff.get(page, query_string={"event": "tenkyo", "event_date": "令和8年11月20日"}).get_data(
+        as_text=True
+    )
+    assert 'class="error" role="alert"' not in wareki
+    assert 'value="2026-11-20"' in wareki  # shown back in the date input's own form
+
+    case = world["case_id"]
+    version = staff.get(f"/api/v1/{TENANT}/cases/{case}").get_json()["case"]["version"]
+    token = csrf_token(staff, f"/{TENANT}/cases/{case}")
+    refused = staff.post(
+        f"/{TENANT}/cases/{case}/events",
+        data={"csrf_token": token, "version": str(version), "events": "tenkyo", "event_date": "R08.13.01"},
+    )
+    assert "日付「R08.13.01」" in unquote(refused.headers["Location"])
+    assert staff.get(f"/api/v1/{TENANT}/cases/{case}").get_json()["case"]["events"] == []

@@ -230,6 +230,22 @@ def parse(text: str, style: DateStyle = "auto") -> JapaneseDate:
     raise DateError(text, f"日付として読めません（{expected}）")
 
 
+def parse_day(text: str) -> dt.date:
+    """A day typed at the counter or on a resident's phone: ISO, 和暦 or era code, to the day.
+    ``DateError`` otherwise; ``user_message`` says what was wrong with it."""
+    value = parse(text[:40])
+    if value.qualifier is None and value.gregorian is None:
+        raise DateError(text, "存在しない日付です")
+    if not value.is_exact or value.gregorian is None:
+        raise DateError(text, "年・月・日まで分かる日付を入力してください")
+    return value.gregorian
+
+
+def user_message(exc: DateError) -> str:
+    """The refusal as shown on a screen: the value as typed and the reason."""
+    return f"日付「{exc.text[:40]}」: {exc.reason}"
+
+
 def format_era_code(value: JapaneseDate) -> str:
     """R080501 form (month/day 00 when unknown); ``年月日不詳`` has no code form."""
     if value.year is None:

@@ -18,6 +18,7 @@ from app.counter import cards, preapply, service
 from app.counter.models import CardRead, Case, Ticket
 from app.counter.service import CounterError
 from app.dates import JST
+from app.dates.japanese import DateError, parse_day, user_message
 from app.forms import service as forms
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.formdata import answers_from_form
@@ -329,13 +330,15 @@ def case_events(case_id: int) -> Response:
     db = tenant_db()
     case = _case_or_404(case_id)
     answers = {**case.answers, **answers_from_form(request.form)}  # q_subject: who the event is about
-    event_date = None
     text = request.form.get("event_date", "")
     try:
-        event_date = dt.date.fromisoformat(text) if text else None
+        event_date = parse_day(text) if text.strip() else None
         service.set_events(db, case_id, _version(), _clerk(), events=request.form.getlist("events"),
                            event_date=event_date, answers=answers)  # fmt: skip
         service.guidance_for(db, case)  # checks the answers now, so a bad one is reported at once
+    except DateError as exc:
+        db.rollback()
+        return _redirect_case(case_id, error=user_message(exc))
     except ValueError as exc:
         db.rollback()
         return _redirect_case(

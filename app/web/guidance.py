@@ -12,6 +12,7 @@ from typing import Any
 from flask import Response, abort, render_template, request
 
 from app.dates import JST
+from app.dates.japanese import DateError, parse_day, user_message
 from app.forms.service import form_names
 from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.formdata import answers_from_form
@@ -42,9 +43,12 @@ def resident_guidance(resident_id: int) -> str | Response:
     result, error, error_field = None, None, None
     if event:
         try:
-            event_date = dt.date.fromisoformat(event_date_text) if event_date_text else None
+            event_date = parse_day(event_date_text) if event_date_text.strip() else None
+            event_date_text = event_date.isoformat() if event_date else ""  # the date input's form
             result = guide(db, event=event, event_date=event_date, resident_id=resident_id, answers=answers)
             db.commit()
+        except DateError as exc:
+            error, error_field = user_message(exc), "event_date"
         except ValueError as exc:
             error = str(exc)
             error_field = getattr(exc, "field", "event_date")
