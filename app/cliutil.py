@@ -11,6 +11,11 @@ from typing import Any
 import click
 
 from app.audit.service import Actor
+from app.inputs import BIGINT_MAX
+
+# A record's id on the command line: every id column is a bigint, so a longer number is refused as
+# a usage error (exit code 2) instead of reaching the database.
+RECORD_ID = click.IntRange(1, BIGINT_MAX)
 
 
 class InputRejected(click.ClickException):

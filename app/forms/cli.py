@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from app.cliutil import InputRejected, emit
+from app.cliutil import RECORD_ID, InputRejected, emit
 from app.db.session import session_scope
 from app.tenancy.cli import active_tenant
 from app.tenancy.service import registry
@@ -36,7 +36,7 @@ def list_cmd(tenant: str, as_json: bool) -> None:
 @forms.command("render")
 @click.argument("tenant")
 @click.argument("form_id")
-@click.option("--resident", "resident_id", type=int, required=True)
+@click.option("--resident", "resident_id", type=RECORD_ID, required=True)
 @click.option("--answer", "answers", multiple=True, metavar="KEY=VALUE")
 @click.option(
     "--value", "values", multiple=True, metavar="FIELD=VALUE", help="a corrected or added field value"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from app.cliutil import InputRejected
+from app.cliutil import RECORD_ID, InputRejected
 from app.db.session import session_scope
 from app.guidance.catalogue import EVENT_CODES
 from app.tenancy.cli import active_tenant
@@ -18,7 +18,7 @@ from app.tenancy.service import registry
 @click.command("guidance")
 @click.argument("tenant")
 @click.option(
-    "--resident", "resident_id", type=int, help="resident id (the household comes from the records)"
+    "--resident", "resident_id", type=RECORD_ID, help="resident id (the household comes from the records)"
 )
 @click.option(
     "--household",

@@ -8,6 +8,8 @@ from typing import cast
 
 import click
 
+from app.cliutil import RECORD_ID
+
 
 @click.group()
 def linkage() -> None:
@@ -123,7 +125,7 @@ def batches_cmd(tenant: str, limit: int, as_json: bool) -> None:
 
 @linkage.command("batch")
 @click.argument("tenant")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=RECORD_ID)
 @click.option("--json", "as_json", is_flag=True)
 def batch_cmd(tenant: str, batch_id: int, as_json: bool) -> None:
     """One batch with its full rejection report (file, line, column, value, reason)."""

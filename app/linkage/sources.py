@@ -26,8 +26,14 @@ def local_copy(source: str) -> Iterator[tuple[Path, str]]:
     """(local path, file name) for a path or an s3:// URL; S3 objects are streamed to a temp file."""
     if not source.startswith("s3://"):
         path = Path(source)
-        if not path.is_file():
-            raise SourceError(f"ファイル {source} が見つかりません")
+        try:
+            found = path.is_file()
+        except OSError as exc:  # a name too long for the file system, a directory we may not enter
+            raise SourceError(
+                f"ファイル {source[:120]} を開けません（パスが長すぎるか、読めない場所です）"
+            ) from exc
+        if not found:
+            raise SourceError(f"ファイル {source[:120]} が見つかりません")
         yield path, path.name
         return
     bucket, _, key = source[len("s3://") :].partition("/")

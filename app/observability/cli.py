@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from app.cliutil import InputRejected, cli_actor, emit
+from app.cliutil import RECORD_ID, InputRejected, cli_actor, emit
 from app.config import PROJECT_ROOT, get_settings
 from app.tenancy.config import TenantConfig
 from app.tenancy.loader import TenantConfigError, load_all
@@ -108,7 +108,7 @@ def _actor(by: str | None) -> str:
 
 
 @incidents.command("ack")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=RECORD_ID)
 @click.option("--by", help="who responded (default: the CLI user)")
 def incidents_ack(incident_id: int, by: str | None) -> None:
     """Record the first human acknowledgement (初動対応)."""
@@ -124,7 +124,7 @@ def incidents_ack(incident_id: int, by: str | None) -> None:
 
 
 @incidents.command("resolve")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=RECORD_ID)
 @click.option("--by", help="who recovered it (default: the CLI user)")
 @click.option("--at", "at", help="recovery time, ISO 8601 with offset (default: now)")
 def incidents_resolve(incident_id: int, by: str | None, at: str | None) -> None:
@@ -151,7 +151,7 @@ def incidents_resolve(incident_id: int, by: str | None, at: str | None) -> None:
 
 
 @incidents.command("report")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=RECORD_ID)
 @click.option("--cause", help="原因")
 @click.option("--recovery", help="復旧の内容")
 @click.option("--prevention", help="再発防止策")

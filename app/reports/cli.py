@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from app.audit.service import actor_var
-from app.cliutil import InputRejected, emit
+from app.cliutil import RECORD_ID, InputRejected, emit
 from app.dates import JST
 from app.reports.models import CATEGORIES, CHANNELS, RELEASE_KINDS
 from app.reports.period import Month, MonthInputError
@@ -192,7 +192,7 @@ def inquiry_add(
 
 
 @inquiries.command("close")
-@click.argument("inquiry_id", type=int)
+@click.argument("inquiry_id", type=RECORD_ID)
 @click.option("--at", default=None, help="完了日時（省略時は現在）")
 def inquiry_close(inquiry_id: int, at: str | None) -> None:
     """Mark an inquiry as answered."""

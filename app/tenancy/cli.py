@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from app.audit.service import record as audit_record
-from app.cliutil import InputRejected, cli_actor, emit
+from app.cliutil import RECORD_ID, InputRejected, cli_actor, emit
 from app.config import PROJECT_ROOT, get_settings
 from app.dates import JST
 from app.db.session import session_scope
@@ -196,7 +196,7 @@ def close_cmd(tenant: str, day: str, hours: str | None, reason: str) -> None:
 
 @calendar.command("revoke")
 @click.argument("tenant")
-@click.argument("override_id", type=int)
+@click.argument("override_id", type=RECORD_ID)
 def revoke_cmd(tenant: str, override_id: int) -> None:
     """Cancel a temporary opening/closure (kept in history)."""
     record = active_tenant(tenant)
