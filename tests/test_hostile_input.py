@@ -35,6 +35,14 @@ from tests.test_counter_web import TENANT, clerk, family  # noqa: F401  (fixture
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "app" / "web" / "templates"
 
+# Credentials and request headers that are not what they claim to be.
+HOSTILE_HEADERS: tuple[dict[str, str], ...] = (
+    {"Authorization": "Bearer " + "x" * 5000, "X-Request-ID": "x" * 5000},
+    {"Authorization": "Basic !!!not-base64!!!", "Accept": "application/json;q=x"},
+    {"Authorization": "Basic " + "Zm9vOmJhcjpiYXo6" * 300, "Cookie": "session=garbage.garbage.garbage"},
+    {"Authorization": "Bearer mdr_" + "0" * 64, "Content-Type": "application/json; charset=x-unknown"},
+)
+
 # Stands for bytes that are not UTF-8 (a lone surrogate's encoding, 0xFF): sent percent-encoded.
 INVALID_UTF8 = "<invalid UTF-8>"
 
@@ -289,6 +297,12 @@ def test_no_route_answers_hostile_input_with_a_server_error(app: Flask, world: d
                 status = client.open(huge, method=method, headers={"X-CSRFToken": tokens[who]}).status_code
                 if status != 404:
                     calls.failures.append(f"{method} {huge}: {status}, not 404")
+
+        for headers in HOSTILE_HEADERS:  # what a proxy, a script or a stale browser sends
+            for method in _methods(rule):
+                calls.send(
+                    app.test_client(), method, _url(rule, world), f"headers {list(headers)}", headers=headers
+                )
 
     assert calls.sent > 1000
     assert not calls.failures, f"{len(calls.failures)} of {calls.sent} requests:\n" + "\n".join(
