@@ -242,8 +242,11 @@ def list_cases() -> list[Case]:
             api_abort(
                 422, message="day は YYYY-MM-DD で指定してください", errors={"query": {"day": ["日付の形式"]}}
             )
-    return service.find_cases(tenant_db(), status=request.args.get("status") or None,
-                              name=request.args.get("name") or None, day=day)  # fmt: skip
+    db = tenant_db()
+    cases = service.find_cases(db, status=request.args.get("status") or None,
+                               name=request.args.get("name") or None, day=day)  # fmt: skip
+    db.commit()
+    return cases
 
 
 @tenant_api.route("/cases/<int:case_id>")
@@ -336,7 +339,10 @@ def case_status(args: dict[str, Any], case_id: int) -> dict[str, Any]:
 @tenant_api.response(200, QueueItemSchema(many=True))
 def department_queue(department: str) -> list[dict[str, Any]]:
     """担当課の処理待ち（古い順）"""
-    items = service.department_queue(tenant_db(), department)
+    db = tenant_db()
+    items = service.department_queue(db, department)
+    service.record_queue_view(db, department, items)
+    db.commit()
     return [
         {"procedure_id": i.procedure.id, "version": i.procedure.version, "case_id": i.case.id,
          "visitor_name": i.case.visitor_name, "name": i.procedure.name, "member_name": i.procedure.member_name,

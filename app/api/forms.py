@@ -221,9 +221,12 @@ def submit_application(args: dict[str, Any]) -> dict[str, Any]:
 @tenant_api.response(200, ApplicationSchema)
 def get_application(application_id: int) -> dict[str, Any]:
     """申請と後方連携の状況"""
-    application = tenant_db().get(Application, application_id)
+    db = tenant_db()
+    application = db.get(Application, application_id)
     if application is None:
         abort(404)
+    service.record_application_view(db, application)
+    db.commit()
     return _application_json(application)
 
 

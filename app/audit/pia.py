@@ -36,6 +36,8 @@ MAX_LIMIT = 5000
 
 ACTION_JA = {
     "resident.search": "住民検索",
+    "case.search": "窓口案件の検索",
+    "case.queue": "担当課の処理待ちの表示",
     "resident.view": "住民情報の表示",
     "guidance.determined": "手続案内の判定",
     "audit.resident_accesses_viewed": "アクセス履歴の閲覧",

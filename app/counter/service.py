@@ -427,7 +427,7 @@ class QueueItem:
 
 # What a queue row shows of its case (the queue pages are reloaded all day by every department
 # clerk): not the events, answers and household (JSONB) a case row also carries.
-_QUEUE_CASE_COLUMNS = load_only(Case.id, Case.visitor_name, Case.created_at)
+_QUEUE_CASE_COLUMNS = load_only(Case.id, Case.visitor_name, Case.resident_id, Case.created_at)
 
 
 def department_queue(session: Session, department: str) -> list[QueueItem]:
@@ -447,6 +447,21 @@ def department_queue(session: Session, department: str) -> list[QueueItem]:
         since = procedure.handed_over_at or case.created_at
         out.append(QueueItem(procedure, case, int((at - since).total_seconds() // 60)))
     return out
+
+
+def record_queue_view(session: Session, department: str, items: list[QueueItem]) -> None:
+    """A queue lists visitors' names: each view is an operation-log entry (the residents shown under
+    "results", so each one's access history lists it). The caller commits."""
+    record(
+        session,
+        "case.queue",
+        subject_type="department",
+        subject_id=department,
+        details={
+            "cases": sorted({i.case.id for i in items}),
+            "results": sorted({i.case.resident_id for i in items if i.case.resident_id is not None}),
+        },
+    )
 
 
 def finished_today(
@@ -624,7 +639,26 @@ def find_cases(
     if day is not None:
         start = dt.datetime.combine(day, dt.time(), JST)
         query = query.where(Case.created_at >= start, Case.created_at < start + dt.timedelta(days=1))
-    return list(session.scalars(query))
+    cases = list(session.scalars(query))
+    # The list shows visitors' names: a read of personal data like a resident search. Identified
+    # visitors are listed under "results", so each one's access history shows this search.
+    criteria = {
+        "status": status,
+        "resident_id": resident_id,
+        "name": name,
+        "day": day.isoformat() if day else None,
+    }
+    record(
+        session,
+        "case.search",
+        subject_type="case",
+        details={
+            "criteria": {k: v for k, v in criteria.items() if v is not None},
+            "cases": [c.id for c in cases],
+            "results": sorted({c.resident_id for c in cases if c.resident_id is not None}),
+        },
+    )
+    return cases
 
 
 # --- KPIs (待ち時間・処理時間) ------------------------------------------------------------------------

@@ -439,7 +439,8 @@ def record_application_view(session: Session, application: Application) -> None:
 def list_applications(
     session: Session, *, status: str | None = None, limit: int = 200
 ) -> list[tuple[Application, str | None]]:
-    """The newest applications with the resident's name (listing them is audit-logged)."""
+    """The newest applications with the resident's name (listing them is audit-logged: the caller
+    commits)."""
     query = (
         select(Application, Resident.name)
         .outerjoin(Resident, Resident.id == Application.resident_id)
@@ -449,7 +450,9 @@ def list_applications(
     if status:
         query = query.where(Application.status == status)
     rows: list[tuple[Application, str | None]] = [(a, name) for a, name in session.execute(query).all()]
-    record(session, "applications.listed", details={"status": status, "rows": len(rows)})
+    # the residents shown under "results", so each one's access history lists this page
+    shown = sorted({a.resident_id for a, _ in rows if a.resident_id is not None})
+    record(session, "applications.listed", details={"status": status, "rows": len(rows), "results": shown})
     return rows
 
 

@@ -461,6 +461,7 @@ def queue(department: str) -> str | Response:
     items = sorted(service.department_queue(db, department) + done,
                    key=lambda i: (i.procedure.handed_over_at or i.case.created_at, i.procedure.id))  # fmt: skip
     names = service.visitor_names(db, [i.case for i in items])
+    service.record_queue_view(db, department, items)
     db.commit()
     return render_template("counter/queue.html", department=department, items=items, names=names, error=error,
                            procedure_labels=PROCEDURE_LABELS, done_shown=len(done), done_count=done_count)  # fmt: skip
@@ -482,6 +483,7 @@ def case_search() -> str:
         except ValueError:
             day = None
     rows = service.find_cases(db, status=status or None, name=name or None, day=day)
+    db.commit()  # the search's operation-log entry
     return render_template("counter/cases.html", rows=rows, status=status, name=name,
                            day=request.args.get("day", ""), status_labels=STATUS_LABELS, event_names=EVENT_NAMES)  # fmt: skip
 

@@ -161,7 +161,9 @@ def fill_page(
 @requires("forms.use")
 def applications() -> str:
     status = request.args.get("status", "")
-    rows = service.list_applications(tenant_db(), status=status or None)
+    db = tenant_db()
+    rows = service.list_applications(db, status=status or None)
+    db.commit()  # the listing's operation-log entry
     return render_template(
         "forms/applications.html",
         rows=rows,

@@ -1,0 +1,83 @@
+"""Every screen, API answer, print and export that shows a resident writes an operation-log entry.
+
+Generated from the route table, so a screen added tomorrow is held to it tomorrow: each GET route
+of the city is requested on a world where one resident, 御坊 一郎, has been identified on a case,
+with the search parameters that would find him, and his case handed over to the departments. Whenever an answer shows him (his name or kana in
+the page, JSON or CSV) or is a print (PDF), the operation log must have grown during that request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from tests.audit_support import admin
+from tests.test_counter_web import TENANT, clerk, family  # noqa: F401  (fixture)
+from tests.test_hostile_input import _methods, _url
+
+SHOWS_HIM = ("御坊\u3000一郎", "御坊 一郎", "ゴボウ イチロウ", "ごぼう いちろう")
+SEARCH = {"kana": "ゴボウ", "name": "御坊", "birth": "1980-04-02", "address": "薗", "status": "", "q": "御坊",
+          "event": "tenkyo", "event_date": "2026-11-20"}  # fmt: skip
+
+
+def _entries() -> int:
+    return int(admin(TENANT, "SELECT count(*) FROM audit_log")[0][0])
+
+
+def test_every_answer_that_shows_a_resident_is_in_the_operation_log(app: Flask, family: int) -> None:  # noqa: F811
+    staff = clerk(app, groups=("窓口職員", "担当課職員", "受付担当", "監督者", "管理者", "監査担当"))
+    api = f"/api/v1/{TENANT}"
+    ticket = staff.post(f"{api}/tickets", json={"counter_id": "shimin"}).get_json()
+    case = staff.post(f"{api}/cases", json={"ticket_id": ticket["id"]}).get_json()["case"]
+    identified = staff.post(
+        f"{api}/cases/{case['id']}/identify", json={"version": case["version"], "resident_id": family}
+    )
+    assert identified.status_code == 200
+    version = identified.get_json()["case"]["version"]
+    guided = staff.post(f"{api}/cases/{case['id']}/events",
+                        json={"version": version, "events": ["tenkyo"], "event_date": "2026-11-20"})  # fmt: skip
+    assert guided.status_code == 200
+    handed = staff.post(
+        f"{api}/cases/{case['id']}/hand-over", json={"version": guided.get_json()["case"]["version"]}
+    )
+    assert handed.status_code == 200
+    submitted = staff.post(f"{api}/applications", json={"form_id": "juumin_idou_todoke", "resident_id": family,
+                                                        "event_date": "2026-11-20", "event_name": "転居"})  # fmt: skip
+    assert submitted.status_code == 201, submitted.get_json()
+    department = sorted(p["department"] for p in handed.get_json()["procedures"])[0]
+    world = {  # the ids in the routes' URLs
+        "tenant": TENANT,
+        "resident_id": str(family),
+        "case_id": str(case["id"]),
+        "department": department,
+        "application_id": str(submitted.get_json()["id"]),
+        "form_id": "juumin_idou_todoke",
+    }
+
+    checked: list[str] = []
+    missing: list[str] = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if "tenant" not in rule.arguments or "GET" not in _methods(rule):
+            continue
+        url = _url(rule, world)
+        before = _entries()
+        response = staff.get(url, query_string=SEARCH)
+        if response.status_code != 200:
+            continue
+        kind = response.mimetype
+        body: Any = response.get_data(as_text=kind != "application/pdf") if kind != "application/pdf" else ""
+        shows = kind == "application/pdf" or any(name in body for name in SHOWS_HIM)
+        if not shows:
+            continue
+        checked.append(rule.endpoint)
+        if _entries() == before:
+            missing.append(f"{url} ({rule.endpoint}, {kind})")
+
+    # the screens that must have been reached: searches, resident, case, queues, guidance and prints
+    assert {"web.residents_search", "web.resident_detail", "web.case_view", "web.case_search", "web.queue",
+            "web.resident_guidance", "tenant_api.get_resident", "tenant_api.get_case", "tenant_api.list_cases",
+            "tenant_api.search_residents", "tenant_api.department_queue", "web.applications",
+            "web.application_detail", "web.application_pdf", "tenant_api.get_application",
+            "tenant_api.application_pdf", "web.resident_form"} <= set(checked), checked  # fmt: skip
+    assert not missing, "shown without an operation-log entry:\n" + "\n".join(missing)
