@@ -501,6 +501,15 @@ def departments(session: Session) -> list[str]:
     )
 
 
+# What a department clerk can do to a procedure, and from which statuses (recorded as procedure.<action>).
+PROCEDURE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "start": ("handed_over",),
+    "done": ("handed_over", "in_progress"),
+    "cancel": ("pending", "handed_over", "in_progress"),
+    "reopen": ("done", "cancelled"),
+}
+
+
 def update_procedure(
     session: Session,
     procedure_id: int,
@@ -517,12 +526,7 @@ def update_procedure(
     if procedure.version != expected_version:
         raise Conflict("この手続き")
     at = now()
-    allowed = {
-        "start": ("handed_over",),
-        "done": ("handed_over", "in_progress"),
-        "cancel": ("pending", "handed_over", "in_progress"),
-        "reopen": ("done", "cancelled"),
-    }
+    allowed = PROCEDURE_ACTIONS
     if action not in allowed:
         raise CounterError("action", "操作が正しくありません")
     if procedure.status not in allowed[action]:

@@ -33,6 +33,7 @@ from app.identity.service import (
     set_groups,
     set_oidc_identity,
 )
+from app.inputs import form_int
 from app.tenancy.context import tenant_config, tenant_db
 from app.web import tenant_web
 
@@ -276,6 +277,14 @@ def admin_group(group_id: int) -> str | Response | tuple[str, int]:
 # --- break-glass --------------------------------------------------------------------------------
 
 
+# The administrator's decision on a provider's break-glass request, as the operation log records it.
+_GRANT_DECISIONS = {
+    "approve": "breakglass.approved",
+    "reject": "breakglass.rejected",
+    "revoke": "breakglass.revoked",
+}
+
+
 @tenant_web.route("/admin/breakglass", methods=["GET", "POST"])
 @requires("admin.breakglass")
 def admin_breakglass() -> str | Response | tuple[str, int]:
@@ -283,23 +292,21 @@ def admin_breakglass() -> str | Response | tuple[str, int]:
     error = None
     if request.method == "POST":
         me, my_name = _me()
-        grant_id = request.form.get("grant_id", "")
+        grant_id = form_int(request.form, "grant_id", 0)
         action = request.form.get("action", "")
         note = request.form.get("note", "")[:500]
-        if not grant_id.isdigit():
+        if grant_id <= 0 or action not in _GRANT_DECISIONS:
             abort(400)
         try:
             if action == "approve":
-                grant = breakglass.approve(db, int(grant_id), by=me, by_name=my_name, note=note)
+                grant = breakglass.approve(db, grant_id, by=me, by_name=my_name, note=note)
             elif action == "reject":
-                grant = breakglass.reject(db, int(grant_id), by=me, by_name=my_name, note=note)
-            elif action == "revoke":
-                grant = breakglass.revoke(db, int(grant_id), by=me, by_name=my_name)
+                grant = breakglass.reject(db, grant_id, by=me, by_name=my_name, note=note)
             else:
-                abort(400)
+                grant = breakglass.revoke(db, grant_id, by=me, by_name=my_name)
             record(
                 db,
-                f"breakglass.{action}d" if action != "revoke" else "breakglass.revoked",
+                _GRANT_DECISIONS[action],
                 subject_type="breakglass_grant",
                 subject_id=grant.id,
                 details={"provider": grant.provider_name, "scope": grant.scope, "note": note or None},
