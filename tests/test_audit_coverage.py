@@ -17,7 +17,8 @@ from flask import Flask
 from app.audit.pia import ACTION_JA
 from app.counter.service import PROCEDURE_ACTIONS
 from tests.audit_support import admin
-from tests.test_counter_web import TENANT, clerk, family  # noqa: F401  (fixture)
+from tests.counter_world import counter_world
+from tests.test_counter_web import TENANT, family  # noqa: F401  (fixture)
 from tests.test_hostile_input import _methods, _url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,34 +32,7 @@ def _entries() -> int:
 
 
 def test_every_answer_that_shows_a_resident_is_in_the_operation_log(app: Flask, family: int) -> None:  # noqa: F811
-    staff = clerk(app, groups=("窓口職員", "担当課職員", "受付担当", "監督者", "管理者", "監査担当"))
-    api = f"/api/v1/{TENANT}"
-    ticket = staff.post(f"{api}/tickets", json={"counter_id": "shimin"}).get_json()
-    case = staff.post(f"{api}/cases", json={"ticket_id": ticket["id"]}).get_json()["case"]
-    identified = staff.post(
-        f"{api}/cases/{case['id']}/identify", json={"version": case["version"], "resident_id": family}
-    )
-    assert identified.status_code == 200
-    version = identified.get_json()["case"]["version"]
-    guided = staff.post(f"{api}/cases/{case['id']}/events",
-                        json={"version": version, "events": ["tenkyo"], "event_date": "2026-11-20"})  # fmt: skip
-    assert guided.status_code == 200
-    handed = staff.post(
-        f"{api}/cases/{case['id']}/hand-over", json={"version": guided.get_json()["case"]["version"]}
-    )
-    assert handed.status_code == 200
-    submitted = staff.post(f"{api}/applications", json={"form_id": "juumin_idou_todoke", "resident_id": family,
-                                                        "event_date": "2026-11-20", "event_name": "転居"})  # fmt: skip
-    assert submitted.status_code == 201, submitted.get_json()
-    department = sorted(p["department"] for p in handed.get_json()["procedures"])[0]
-    world = {  # the ids in the routes' URLs
-        "tenant": TENANT,
-        "resident_id": str(family),
-        "case_id": str(case["id"]),
-        "department": department,
-        "application_id": str(submitted.get_json()["id"]),
-        "form_id": "juumin_idou_todoke",
-    }
+    staff, world = counter_world(app, family)
 
     checked: list[str] = []
     missing: list[str] = []

@@ -49,11 +49,8 @@ def _groups() -> list[StaffGroup]:
 
 
 def _int_list(name: str) -> list[int]:
-    out = []
-    for value in request.form.getlist(name):
-        if value.isdigit():
-            out.append(int(value))
-    return out
+    """The ids ticked in a list of checkboxes (a value that is no id of ours is left out)."""
+    return [i for i in (form_int({name: v}, name, 0) for v in request.form.getlist(name)) if i > 0]
 
 
 @tenant_web.route("/admin/")
