@@ -176,6 +176,18 @@ def test_openapi_document_lists_tenant_paths(app: Flask) -> None:
     assert spec["info"]["title"] == "Madoguchi API"
 
 
+def test_every_api_route_is_in_the_openapi_document(app: Flask) -> None:
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    routes = {
+        re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/") and rule.endpoint != "api-docs.openapi_json"
+    }
+    assert "/api/ops/incidents/{incident_id}/ack" in routes
+    assert routes - set(spec["paths"]) == set()
+    assert spec["paths"]["/api/ops/incidents/{incident_id}/ack"]["post"]["summary"].startswith("初動")
+
+
 def test_api_validation_errors_name_the_field(client_for: object) -> None:
     gobo = client_for("gobo")  # type: ignore[operator]
     response = gobo.get("/api/v1/gobo/calendar?days=0")

@@ -41,7 +41,9 @@ def register(app: Flask) -> None:
         tenant,
     )
     from app.identity.api_clients import init_token_endpoint
+    from app.observability.ops import ops_api
 
     init_token_endpoint(app)
     api.init_app(app)
     api.register_blueprint(tenant_api)
+    api.register_blueprint(ops_api)  # provider operations (事業者), documented beside the cities' API

@@ -29,6 +29,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_smorest import Blueprint as ApiBlueprint
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from app.config import get_settings
@@ -43,7 +44,10 @@ from app.web.ops import require_provider
 
 log = logging.getLogger(__name__)
 ops_web = Blueprint("ops_incidents", __name__, url_prefix="/ops", template_folder="templates")
-ops_api = Blueprint("ops_api", __name__, url_prefix="/api/ops")
+# In the OpenAPI document beside the cities' API (app.api registers it with flask-smorest).
+ops_api = ApiBlueprint(
+    "ops_api", __name__, url_prefix="/api/ops", description="事業者の運用 API（障害の一覧・初動・解決・報告）"
+)
 STATUS_JA = {"open": "未対応", "acknowledged": "対応中", "resolved": "復旧済み"}
 
 
@@ -200,6 +204,7 @@ def incident_report_pdf(incident_id: int) -> Response:
 
 @ops_api.route("/incidents")
 def api_list() -> Response:
+    """障害の一覧（`status`: unresolved または状態、`tenant`: 自治体で絞り込み）"""
     status = request.args.get("status") or None
     if status not in (None, "unresolved", *INCIDENT_STATUSES):
         abort(400)
@@ -210,6 +215,7 @@ def api_list() -> Response:
 
 @ops_api.route("/incidents/<int:incident_id>")
 def api_get(incident_id: int) -> Response:
+    """障害の詳細（経過・SLA の期限と遵守状況）"""
     with svc.control_session() as session:
         try:
             return jsonify(svc.as_dict(svc.get(session, incident_id)))
@@ -262,23 +268,25 @@ def _instant(text: str) -> dt.datetime:
 
 @ops_api.route("/incidents/<int:incident_id>/ack", methods=["POST"])
 def api_ack(incident_id: int) -> tuple[Response, int]:
+    """初動（受付）の記録。本文 `{"by": "担当者"}`"""
     return _json_act(incident_id, "ack")
 
 
 @ops_api.route("/incidents/<int:incident_id>/resolve", methods=["POST"])
 def api_resolve(incident_id: int) -> tuple[Response, int]:
+    """解決の記録。本文 `{"by": "担当者", "at": "ISO 8601 の日時（省略時は現在）"}`"""
     return _json_act(incident_id, "resolve")
 
 
 @ops_api.route("/incidents/<int:incident_id>/report", methods=["PUT"])
 def api_report(incident_id: int) -> tuple[Response, int]:
+    """報告書（原因・復旧・再発防止・ログ抜粋）の記入。本文の各項目は文字列"""
     return _json_act(incident_id, "report")
 
 
 def register(app: Flask) -> None:
     from app import csrf
 
-    app.register_blueprint(ops_web)
-    app.register_blueprint(ops_api)
+    app.register_blueprint(ops_web)  # ops_api: registered by app.api, in the OpenAPI document
     csrf.exempt(alertmanager_webhook)
     csrf.exempt(ops_api)
