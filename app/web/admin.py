@@ -33,7 +33,7 @@ from app.identity.service import (
     set_groups,
     set_oidc_identity,
 )
-from app.inputs import form_int
+from app.inputs import bounded_int, form_int
 from app.tenancy.context import tenant_config, tenant_db
 from app.web import tenant_web
 
@@ -50,7 +50,13 @@ def _groups() -> list[StaffGroup]:
 
 def _int_list(name: str) -> list[int]:
     """The ids ticked in a list of checkboxes (a value that is no id of ours is left out)."""
-    return [i for i in (form_int({name: v}, name, 0) for v in request.form.getlist(name)) if i > 0]
+    ids = []
+    for value in request.form.getlist(name):
+        try:
+            ids.append(bounded_int(value))
+        except ValueError:
+            continue
+    return [i for i in ids if i > 0]
 
 
 @tenant_web.route("/admin/")
