@@ -18,8 +18,9 @@ from app.audit.pia import ACTION_JA
 from app.counter.service import PROCEDURE_ACTIONS
 from tests.audit_support import admin
 from tests.counter_world import counter_world
+from tests.test_authorization_matrix import methods
 from tests.test_counter_web import TENANT, family  # noqa: F401  (fixture)
-from tests.test_hostile_input import _methods, _url
+from tests.test_hostile_input import _url
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWS_HIM = ("御坊\u3000一郎", "御坊 一郎", "ゴボウ イチロウ", "ごぼう いちろう")
@@ -37,7 +38,7 @@ def test_every_answer_that_shows_a_resident_is_in_the_operation_log(app: Flask, 
     checked: list[str] = []
     missing: list[str] = []
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if "tenant" not in rule.arguments or "GET" not in _methods(rule):
+        if "tenant" not in rule.arguments or "GET" not in methods(rule):
             continue
         url = _url(rule, world)
         before = _entries()

@@ -20,8 +20,9 @@ from werkzeug.datastructures import MultiDict
 
 from tests.conftest import provider_client
 from tests.counter_world import counter_world
+from tests.test_authorization_matrix import methods
 from tests.test_counter_web import TENANT, family  # noqa: F401  (fixture)
-from tests.test_hostile_input import PROVIDER_LOGIN, PYTHON_ERRORS, _forget_provider, _methods, _url
+from tests.test_hostile_input import PROVIDER_LOGIN, PYTHON_ERRORS, _forget_provider, _url
 
 FIELD_VALUES = ("-1", "9" * 40, "2026-02-30", "x" * 3000, "", "１２３", "令和0年1月1日")
 # Buttons that only render a PDF from what the other buttons of the form also read (a second each).
@@ -134,7 +135,7 @@ def _forms_of(app: Flask, client: FlaskClient, world: dict[str, str], wanted: An
     """The POST forms on the pages of the routes ``wanted`` picks, once per form and button."""
     forms: dict[tuple[Any, ...], dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not wanted(rule) or "GET" not in _methods(rule) or rule.endpoint.endswith("logout"):
+        if not wanted(rule) or "GET" not in methods(rule) or rule.endpoint.endswith("logout"):
             continue
         for form in _page_forms(client, _url(rule, world)):
             if form["action"].endswith(NOT_POSTED):

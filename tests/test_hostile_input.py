@@ -30,6 +30,7 @@ from werkzeug.routing import Rule
 from app.db.engine import admin_engine
 from app.tenancy.context import is_public
 from tests.conftest import csrf_token, provider_client
+from tests.test_authorization_matrix import methods
 from tests.test_card_reads_api import register as register_device
 from tests.test_counter_web import TENANT, clerk, family  # noqa: F401  (fixture)
 
@@ -148,10 +149,6 @@ def _encoded(fields: dict[str, str]) -> str:
     )
 
 
-def _methods(rule: Rule) -> list[str]:
-    return sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
-
-
 class Calls:
     """Sends the requests and keeps every answer that breaks the rule, to report them together."""
 
@@ -191,7 +188,7 @@ def _attack(
     fields: dict[str, list[str]],
     auth: dict[str, str],
 ) -> None:
-    for method in _methods(rule):
+    for method in methods(rule):
         if method == "GET":
             for value in HOSTILE_TEXT:
                 calls.send(client, method, url, f"query {value[:12]!r}",
@@ -287,19 +284,19 @@ def test_no_route_answers_hostile_input_with_a_server_error(app: Flask, world: d
         named = [a for a in rule.arguments if a != "tenant" and f"int:{a}" not in rule.rule]
         for text_value in ("%00", "%ED%B2%80", "x" * 300) if named else ():  # a name in the path
             odd = _url(rule, dict.fromkeys(named, text_value) | {"tenant": TENANT})
-            for method in _methods(rule):
+            for method in methods(rule):
                 status = client.open(odd, method=method, headers={"X-CSRFToken": tokens[who]}).status_code
                 if status >= 500:
                     calls.failures.append(f"{method} {odd[:120]}: {status}")
         if "int:" in rule.rule:  # an id beyond bigint is no id: not found, like any unknown one
             huge = _url(rule, world, "9" * 30)
-            for method in _methods(rule):
+            for method in methods(rule):
                 status = client.open(huge, method=method, headers={"X-CSRFToken": tokens[who]}).status_code
                 if status != 404:
                     calls.failures.append(f"{method} {huge}: {status}, not 404")
 
         for headers in HOSTILE_HEADERS:  # what a proxy, a script or a stale browser sends
-            for method in _methods(rule):
+            for method in methods(rule):
                 calls.send(
                     app.test_client(), method, _url(rule, world), f"headers {list(headers)}", headers=headers
                 )
