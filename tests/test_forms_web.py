@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import re
+import struct
 import subprocess
 import uuid
+import zlib
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,14 @@ def signature_png(width: int = 600, height: int = 200, ink: bool = True) -> byte
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
+
+
+def claiming_size(png: bytes, width: int, height: int) -> bytes:
+    """The PNG with its header (IHDR) claiming another size, its checksum right: what a crafted file
+    sends to make a decoder allocate gigabytes."""
+    # signature (8), length (4), "IHDR" (4), then 13 bytes: width, height, depth, colour, 3 methods
+    chunk = b"IHDR" + struct.pack(">II", width, height) + png[24:29]
+    return png[:12] + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[33:]
 
 
 def data_url(png: bytes) -> str:
@@ -170,6 +180,9 @@ def test_signature_images_are_checked() -> None:
         (data_url(signature_png(ink=False)), "署名がありません"),
         (data_url(signature_png(width=10, height=10, ink=False)), "大きさ"),
         (data_url(signature_png(width=3000, height=200)), "大きさ"),
+        # headers claiming a decompression bomb's size: Pillow's refusal and its warning range
+        (data_url(claiming_size(signature_png(), 100_000, 100_000)), "大きさ"),
+        (data_url(claiming_size(signature_png(), 10_000, 10_000)), "大きさ"),
     ]:
         with pytest.raises(SignatureError, match=reason):
             decode_signature(bad)
@@ -182,6 +195,10 @@ def test_api_signature_and_accepted_applications_stay_unsigned(app: Flask, head:
     bad = client.post(f"{api}/signature", json={"signature_png": base64.b64encode(b"GIF89a").decode()})
     assert bad.status_code == 422
     assert "PNG" in bad.get_json()["message"]
+    bomb = claiming_size(signature_png(), 100_000, 100_000)
+    huge = client.post(f"{api}/signature", json={"signature_png": base64.b64encode(bomb).decode()})
+    assert huge.status_code == 422
+    assert "大きさ" in huge.get_json()["message"]
     client.post(f"{api}/accept")
     late = client.post(f"{api}/signature", json={"signature_png": data_url(signature_png())})
     assert late.status_code == 422

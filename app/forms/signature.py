@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import warnings
 
 from PIL import Image, UnidentifiedImageError
 
@@ -46,7 +47,17 @@ def check_signature(png: bytes) -> None:
     if not png.startswith(b"\x89PNG\r\n\x1a\n"):
         raise SignatureError("署名の画像形式が正しくありません（PNG のみ）")
     try:
-        with Image.open(io.BytesIO(png)) as image:
+        # A header may claim any size: Pillow refuses (or warns about) huge ones while opening, before
+        # the size check below can; both are this check's refusal, not a server error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(png))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SignatureError("署名の画像の大きさが正しくありません") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise SignatureError("署名の画像を読み取れません") from exc
+    try:
+        with opened as image:
             if image.format != "PNG" or max(image.size) > MAX_SIDE or min(image.size) < 20:
                 raise SignatureError("署名の画像の大きさが正しくありません")
             image.load()
