@@ -7,8 +7,10 @@ import io
 import re
 import struct
 import subprocess
+import threading
 import uuid
 import zlib
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from app import storage
 from app.audit.models import AuditEntry
 from app.forms.models import Application, FormVersion
 from app.forms.signature import SignatureError, decode_signature
+from app.pdf import renderer
 from tests.conftest import csrf_token, login, make_staff, tenant_session
 from tests.forms_support import TENANT, import_family, pdf_text
 
@@ -298,6 +301,54 @@ def test_staff_edit_a_form_with_live_preview_and_a_second_person_approves(app: F
     assert current["version"] == "2026.2"  # in force from today
     assert "日中の連絡先" in [x["label"] for x in current["fields"]]
     assert {"form.draft_saved", "form.approved"} <= set(audit_actions())
+
+
+def test_a_form_template_reaches_no_server_file_and_no_network(app: Flask, clean: None) -> None:
+    """A tenant's administrator writes the template's HTML; the PDF renderer must not fetch what it
+    names: a server file attached to the PDF (or drawn, or imported as a stylesheet) would hand
+    another city's secrets to this one, and an address inside the network is the cloud's metadata."""
+    hits: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/css")
+            self.end_headers()
+            self.wfile.write(b"p { color: red }")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    inside = f"http://127.0.0.1:{server.server_address[1]}"
+    secret = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    template = (
+        f'<link rel="attachment" href="file://{secret}" title="x">'
+        f'<link rel="stylesheet" href="{inside}/sheet.css"><style>@import url("{inside}/import.css");</style>'
+        f'<img src="file://{secret}"><img src="{inside}/latest/meta-data/">'
+        '<p class="mj">{{ f.applicant_name }}</p>'
+    )
+    author, _ = staff_client(app)
+    text = definition_text(author)
+    preview_path = f"/{TENANT}/admin/forms/juumin_idou/preview"
+    token = csrf_token(author, f"/{TENANT}/admin/forms/juumin_idou")
+    try:
+        pdf = author.post(preview_path, data={"definition": text, "template": template, "format": "pdf",
+                                              "csrf_token": token})  # fmt: skip
+        shown = author.post(preview_path, data={"definition": text, "template": template},
+                            headers={"X-CSRFToken": token}).get_json()  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert pdf.data.startswith(b"%PDF")
+    assert shown["ok"]  # the page still prints: what it names is skipped like a broken image
+    assert hits == []
+    assert b"/EmbeddedFile" not in pdf.data
+    assert b"[tool.pytest" not in pdf.data
+    # and a signature, which is a data: URL, still prints (the one kind of address a form may name)
+    assert b"/Image" in renderer().render(f'<img src="{data_url(signature_png())}">')
 
 
 # --- tenancy ----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher
 
 BASE_CSS = """
 @page { size: A4; margin: 15mm 14mm 16mm 14mm;
@@ -34,27 +35,39 @@ th { background: #eee; font-weight: bold; }
 
 
 class PdfRenderer:
-    """One per process: WeasyPrint's font configuration and the base stylesheet are reused."""
+    """One per process: WeasyPrint's font configuration and the base stylesheet are reused.
+
+    Documents may embed ``data:`` URLs only (signatures, charts). Tenant administrators write form
+    templates, and WeasyPrint would otherwise fetch any URL a page names — ``file:`` (a server file
+    as an image, a stylesheet or a PDF attachment: ``<link rel=attachment>``) and ``http:`` (the
+    cloud's metadata endpoint, internal services). A refused URL is skipped like a broken image.
+    """
 
     def __init__(self) -> None:
         self.fonts = FontConfiguration()
-        self.base = CSS(string=BASE_CSS, font_config=self.fonts)
+        self.fetcher = URLFetcher(allowed_protocols=("data",), allow_redirects=False)
+        self.base = CSS(string=BASE_CSS, font_config=self.fonts, url_fetcher=self.fetcher)
         self._lock = threading.Lock()
 
-    def render(self, html: str, extra_css: str | None = None, base_url: str | None = None) -> bytes:
+    def _sheets(self, extra_css: str | None) -> list[CSS]:
         sheets = [self.base]
         if extra_css:
-            sheets.append(CSS(string=extra_css, font_config=self.fonts))
+            sheets.append(CSS(string=extra_css, font_config=self.fonts, url_fetcher=self.fetcher))
+        return sheets
+
+    def _html(self, html: str) -> HTML:
+        return HTML(string=html, url_fetcher=self.fetcher)
+
+    def render(self, html: str, extra_css: str | None = None) -> bytes:
+        sheets = self._sheets(extra_css)
         with self._lock:  # FontConfiguration is not meant to be shared across threads at once
-            return HTML(string=html, base_url=base_url).write_pdf(stylesheets=sheets, font_config=self.fonts)  # type: ignore[no-any-return]
+            return self._html(html).write_pdf(stylesheets=sheets, font_config=self.fonts)  # type: ignore[no-any-return]
 
     def render_many(self, htmls: list[str], extra_css: str | None = None) -> bytes:
         """Several documents as one PDF (each keeps its own page numbering and layout)."""
-        sheets = [self.base]
-        if extra_css:
-            sheets.append(CSS(string=extra_css, font_config=self.fonts))
+        sheets = self._sheets(extra_css)
         with self._lock:
-            documents = [HTML(string=h).render(stylesheets=sheets, font_config=self.fonts) for h in htmls]
+            documents = [self._html(h).render(stylesheets=sheets, font_config=self.fonts) for h in htmls]
             pages = [page for document in documents for page in document.pages]
             return documents[0].copy(pages).write_pdf()  # type: ignore[no-any-return]
 
