@@ -10,6 +10,7 @@ show no Python exception's text.
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
@@ -18,10 +19,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.datastructures import MultiDict
 
-from tests.conftest import provider_client
+from tests.conftest import CITIES, csrf_token, provider_client
 from tests.counter_world import counter_world
 from tests.test_authorization_matrix import methods
-from tests.test_counter_web import TENANT, family  # noqa: F401  (fixture)
+from tests.test_counter_web import TENANT, clerk, family  # noqa: F401  (fixture)
 from tests.test_hostile_input import PROVIDER_LOGIN, PYTHON_ERRORS, _forget_provider, _url
 
 FIELD_VALUES = ("-1", "9" * 40, "2026-02-30", "x" * 3000, "", "１２３", "令和0年1月1日")
@@ -131,6 +132,32 @@ def test_every_form_with_one_hostile_field_at_a_time(app: Flask, family: int) ->
     assert staff.get(f"/{TENANT}/cases/{world['case_id']}").status_code == 200
 
 
+def test_public_and_tablet_forms_with_one_hostile_field_at_a_time(app: Flask, family: int) -> None:  # noqa: F811
+    """The pages nobody signs in to — a resident's pre-application (事前申請) on a phone, every event
+    of every city — and the signing tablet's, which the walk above does not open with real values."""
+    _, world = counter_world(app, family)
+    forms: list[dict[str, Any]] = []
+    for city in CITIES:
+        resident = app.test_client()
+        start = resident.get(f"/{city}/pre")
+        assert start.status_code == 200, city
+        events = sorted(set(re.findall(rf'href="(/{city}/pre/\w+)"', start.get_data(as_text=True))))
+        assert len(events) >= 3, (city, events)
+        for url in events:
+            forms += [{**form, "button": None, "client": resident} for form in _page_forms(resident, url)]
+    tablet = clerk(app, groups=("署名タブレット",))
+    signing = _page_forms(tablet, f"/{TENANT}/applications/{world['application_id']}/sign")
+    assert signing, "the signing page has its form"
+    forms += [{**form, "button": None, "client": tablet} for form in signing]
+    _post_each_field(forms)
+    # the resident's forms were read, not refused before the view: a valid one still makes a QR code
+    resident = app.test_client()
+    done = resident.post(f"/{TENANT}/pre/tenkyo", data={
+        "csrf_token": csrf_token(resident, f"/{TENANT}/pre/tenkyo"), "name": "御坊 花子",
+        "kana": "ゴボウ ハナコ", "birth": "1990-04-01", "address": "御坊市薗1", "phone": "0738-00-0000"})  # fmt: skip
+    assert "事前申請ができました" in done.get_data(as_text=True)
+
+
 def _forms_of(app: Flask, client: FlaskClient, world: dict[str, str], wanted: Any) -> list[dict[str, Any]]:
     """The POST forms on the pages of the routes ``wanted`` picks, once per form and button."""
     forms: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -158,7 +185,10 @@ def _post_each_field(forms: list[dict[str, Any]]) -> None:
                 # a new login each time: an account made by an earlier post would refuse it first
                 data = [(n, value if i == index else v.replace("fuzz01", f"fuzz{sent:05d}"))
                         for i, (n, v) in enumerate(base)]  # fmt: skip
-                response = form["client"].post(form["action"], data=MultiDict(data))
+                # each post from its own address: the public forms are rate limited per address
+                address = f"10.{sent // 65536 % 256}.{sent // 256 % 256}.{sent % 256}"
+                response = form["client"].post(form["action"], data=MultiDict(data),
+                                               environ_base={"REMOTE_ADDR": address})  # fmt: skip
                 sent += 1
                 what = f"{form['action']} {name}={value[:12]!r} ({form['button']})"
                 if response.status_code >= 500:
