@@ -12,6 +12,7 @@ import uuid
 import zlib
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -21,6 +22,7 @@ from sqlalchemy import select
 
 from app import storage
 from app.audit.models import AuditEntry
+from app.forms import trial
 from app.forms.models import Application, FormVersion
 from app.forms.signature import SignatureError, decode_signature
 from app.pdf import renderer
@@ -301,6 +303,37 @@ def test_staff_edit_a_form_with_live_preview_and_a_second_person_approves(app: F
     assert current["version"] == "2026.2"  # in force from today
     assert "日中の連絡先" in [x["label"] for x in current["fields"]]
     assert {"form.draft_saved", "form.approved"} <= set(audit_actions())
+
+
+def test_a_template_that_would_not_end_is_refused_and_the_editor_keeps_working(
+    app: Flask, clean: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template is code: loops of 10^10 steps, 10 GB strings and deep nesting are refused in
+    Japanese (preview and save), inside a limited child process, and the next preview prints."""
+    monkeypatch.setattr(trial, "DEADLINE_SECONDS", 3.0)
+    author, _ = staff_client(app)
+    text = definition_text(author)
+    preview_path = f"/{TENANT}/admin/forms/juumin_idou/preview"
+    token = csrf_token(author, f"/{TENANT}/admin/forms/juumin_idou")
+
+    def preview(template: str) -> dict[str, Any]:
+        response = author.post(preview_path, data={"definition": text, "template": template},
+                               headers={"X-CSRFToken": token})  # fmt: skip
+        assert response.status_code == 200
+        return response.get_json()  # type: ignore[no-any-return]
+
+    endless = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    for template, reason in [
+        (endless, "印刷が3秒で終わりませんでした"),
+        ("{{ 'x' * 99999 * 99999 }}", "メモリが上限を超えました"),
+        ("{{ 'x'|center(999999999) }}{{ 'y'|center(999999999) }}", "メモリ"),
+        ("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", "入れ子が深すぎます"),
+    ]:
+        shown = preview(template)
+        assert not shown["ok"], template[:40]
+        assert any(reason in problem for problem in shown["problems"]), shown["problems"]
+    assert "印刷が3秒で終わりませんでした" in save(author, text, endless)  # nor saved
+    assert preview(GOOD_TEMPLATE)["ok"]
 
 
 def test_a_form_template_reaches_no_server_file_and_no_network(app: Flask, clean: None) -> None:

@@ -13,7 +13,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 import yaml
-from jinja2 import TemplateError
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -26,8 +25,9 @@ from app.forms.definition import FormDefinition
 from app.forms.fill import FormSubject, Person, fill
 from app.forms.loader import FormSource
 from app.forms.models import FormVersion
-from app.forms.render import check_template, generic_template, render_pdf, template_line
+from app.forms.render import check_template, generic_template
 from app.forms.service import content_hash
+from app.forms.trial import TrialRefusal, trial_pdf
 from app.tenancy.config import TenantConfig
 from app.tenancy.loader import TenantConfigError, line_of, read_yaml_text
 
@@ -166,12 +166,9 @@ def preview_pdf(config: TenantConfig, source: FormSource) -> bytes:
     """
     filled = fill(source.definition, sample_subject(config))
     try:
-        return render_pdf(filled, tenant_name=config.tenant.name, template=source.template)
-    except (TemplateError, TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        raise FormEditError(
-            [EditProblem("template", template_line(exc), f"印刷できません（{message}）")]
-        ) from exc
+        return trial_pdf(filled, tenant_name=config.tenant.name, template=source.template)
+    except TrialRefusal as exc:
+        raise FormEditError([EditProblem("template", exc.line, exc.message)]) from exc
 
 
 def current_text(session: Session, form_id: str) -> tuple[str, str, FormVersion | None]:
