@@ -31,6 +31,10 @@ ERROR_TEXT = {
     404: ("ページが見つかりません", "お探しのページは見つかりませんでした。"),
     405: ("操作できません", "この方法では操作できません。"),
     409: ("更新が競合しました", "他の職員が先に更新しました。画面を開き直してください。"),
+    413: (
+        "送信内容が大きすぎます",
+        "一度に送れる大きさ（4 MB）を超えています。内容を小さくしてください。",
+    ),
     422: ("入力に誤りがあります", "入力内容を確認してください。"),
     429: ("しばらくお待ちください", "短時間に操作が集中しました。少し待ってから再度お試しください。"),
     500: ("エラーが発生しました", "システムでエラーが発生しました。問い合わせ窓口へご連絡ください。"),
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     inputs.use_id_converter(app)
+    inputs.limit_bodies(app)
     csrf.init_app(app)
 
     from app import api, web

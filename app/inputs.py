@@ -19,6 +19,10 @@ from werkzeug.routing import IntegerConverter
 BIGINT_MAX = 2**63 - 1
 # Deeper than any body the API takes (a form's tables are three levels down).
 MAX_JSON_DEPTH = 32
+# The largest body anything sends is a signature (a PNG of at most 512 KB, base64 in JSON or a
+# form field: ~700 KB). Without a ceiling every route — the public ones too, before any sign-in —
+# read a body of any size into memory (the JSON check below decodes it). Werkzeug answers 413.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class InputRefused(BadRequest):
@@ -36,6 +40,10 @@ class IdConverter(IntegerConverter):
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", BIGINT_MAX)
         super().__init__(map, *args, **kwargs)
+
+
+def limit_bodies(app: Flask) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
 
 def bounded_int(value: str) -> int:

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from werkzeug.routing import Rule
 
 from app.db.engine import admin_engine
+from app.inputs import MAX_BODY_BYTES
 from app.tenancy.context import is_public
 from tests.conftest import csrf_token, provider_client
 from tests.test_authorization_matrix import methods
@@ -362,3 +363,32 @@ def test_an_event_date_is_read_as_typed_or_refused_in_japanese(app: Flask, world
     )
     assert "日付「R08.13.01」" in unquote(refused.headers["Location"])
     assert staff.get(f"/api/v1/{TENANT}/cases/{case}").get_json()["case"]["events"] == []
+
+
+def test_bodies_beyond_the_ceiling_are_refused_before_they_are_read(
+    app: Flask, world: dict[str, str]
+) -> None:
+    """Anyone can send a body to any address, signed in or not: a body past the ceiling is refused
+    (413, in Japanese) before it is read into memory, on the public routes as on the others."""
+    anonymous = app.test_client()
+    staff = clerk(app, groups=("監督者",))
+    huge_json = b'{"reader_id": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    for client, url in (
+        (anonymous, f"/api/v1/{TENANT}/card-reads"),
+        (anonymous, f"/api/v1/{TENANT}/oauth/token"),
+        (staff, f"/api/v1/{TENANT}/cases/{world['case_id']}/events"),
+    ):
+        response = client.post(url, data=huge_json, content_type="application/json")
+        assert response.status_code == 413, url
+        assert "4 MB" in response.get_json()["message"]
+
+    long_form = {
+        "name": "x" * MAX_BODY_BYTES,
+        "csrf_token": csrf_token(anonymous, f"/{TENANT}/pre/tenkyo"),
+    }
+    page = anonymous.post(f"/{TENANT}/pre/tenkyo", data=long_form)
+    assert page.status_code == 413
+    assert "送信内容が大きすぎます" in page.get_data(as_text=True)
+    # below the ceiling the view reads it and says what is wrong with the field itself
+    long_name = anonymous.post(f"/{TENANT}/pre/tenkyo", data={**long_form, "name": "x" * 5000})
+    assert long_name.status_code == 200
