@@ -12,6 +12,7 @@ holiday is shown with promtool (tests/test_sla_rules.py), where any instant can 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import os
 import shutil
@@ -44,7 +45,7 @@ from app.tenancy.config import code_check_digit
 from app.tenancy.loader import load_all, load_tenant
 from app.tenancy.provisioning import deprovision, sync
 from app.tenancy.service import add_override, registry
-from tests.conftest import ROOT, make_staff
+from tests.conftest import ROOT, TOTP_SECRETS, make_staff, totp_code
 from tests.linkage_files import number, person, write
 
 pytestmark = pytest.mark.slow
@@ -270,6 +271,15 @@ def _login(client: httpx.Client, tenant: str, login_id: str) -> None:
         f"/{tenant}/login", data={"login": login_id, "password": "correct horse battery", "csrf_token": token}
     )
     assert response.status_code == 302, response.text
+    if response.headers["Location"].endswith("/login/totp"):  # an administrator enrols TOTP first
+        page = client.get(f"/{tenant}/login/totp").text
+        secret = re.search(r'<code class="secret">([A-Z2-7]{16,})</code>', page)
+        assert secret is not None
+        TOTP_SECRETS[(tenant, login_id)] = html.unescape(secret.group(1))
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        code = totp_code((tenant, login_id))
+        response = client.post(f"/{tenant}/login/totp", data={"code": code, "csrf_token": token})
+        assert response.status_code == 302, response.text
 
 
 def test_prometheus_scrapes_the_app_and_every_panel_has_data(stack: Stack, tmp_path: Path) -> None:
@@ -346,6 +356,37 @@ def test_prometheus_scrapes_the_app_and_every_panel_has_data(stack: Stack, tmp_p
                 empty.append(title)
     assert checked >= 25
     assert empty == []
+
+
+def test_form_previews_print_in_limited_children_under_gunicorn(stack: Stack) -> None:
+    """The editor's trial prints (app.forms.trial) fork from a fork server the gunicorn worker
+    starts: a good template prints, a 10 GB one is refused by the child's memory ceiling, and the
+    worker goes on serving."""
+    import re
+
+    make_staff(TENANT, "formadmin", groups=("管理者",))
+    with httpx.Client(base_url=stack.app, timeout=60) as client:
+        _login(client, TENANT, "formadmin")
+        editor = client.get(f"/{TENANT}/admin/forms/juumin_idou").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', editor).group(1)  # type: ignore[union-attr]
+        definition = re.search(r'<textarea id="definition"[^>]*>(.*?)</textarea>', editor, re.S)
+        assert definition is not None
+        text = html.unescape(definition.group(1))
+
+        def preview(template: str) -> dict[str, Any]:
+            response = client.post(f"/{TENANT}/admin/forms/juumin_idou/preview",
+                                   data={"definition": text, "template": template, "csrf_token": token})  # fmt: skip
+            assert response.status_code == 200, response.text[:300]
+            return response.json()  # type: ignore[no-any-return]
+
+        good = preview("<p class='mj'>{{ f.applicant_name }}</p>")
+        assert good["ok"], good
+        assert good["png"].startswith("data:image/png;base64,")
+        huge = preview("{{ 'x' * 99999 * 99999 }}")
+        assert not huge["ok"]
+        assert "メモリが上限を超えました" in huge["problems"][0]
+        assert client.get("/healthz").status_code == 200
+        assert preview("<p>{{ f.applicant_name }}</p><p>2</p>")["ok"]
 
 
 def test_outage_in_osakas_friday_extension_fires_opens_an_incident_and_counts_as_downtime(
