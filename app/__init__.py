@@ -12,6 +12,7 @@ from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFProtect
 from limits.errors import StorageError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from app import inputs
@@ -94,6 +95,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StorageError, _limiter_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
     return app
 
 

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     tenants_dir: Path = PROJECT_ROOT / "tenants"
     tenant_cache_seconds: float = 10.0
+    # Proxies in front of the service that append to X-Forwarded-For (the load balancer: 1). The
+    # client's address — the key of every per-address rate limit (sign-in, the public
+    # pre-application) and the terminal in the operation log — is read that many hops from the
+    # right. 0 (serving directly, as in development): the header is ignored, so nobody can choose
+    # their address by sending it.
+    proxy_hops: int = Field(default=0, ge=0, le=4)
     # Parsed tenant configurations (~0.1 MB each) and compiled catalogues (~1-1.5 MB each, shared
     # by tenants with the same one) a process keeps; the least recently used go first.
     tenant_cache_size: int = Field(default=256, ge=1)

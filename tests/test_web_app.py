@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -206,3 +207,35 @@ def test_a_request_does_not_inherit_the_previous_requests_actor(app: Flask, db: 
     app.before_request_funcs.setdefault(None, []).append(lambda: observed.append(actor_var.get()) and None)
     app.test_client().get("/gobo/login")  # an anonymous request in the same thread
     assert observed == [None]
+
+
+def test_behind_the_load_balancer_each_address_has_its_own_limit(provisioned: object) -> None:
+    """The public pre-application allows 5 posts a minute per address. Behind the load balancer
+    (``proxy_hops`` 1) the address is the client's from X-Forwarded-For, not the balancer's — else
+    the whole city would share five; served directly, the header is ignored, so a sender cannot
+    pick a new address per post to escape the limit."""
+    run = uuid.uuid4().int
+    net = run % 250
+    url = "/gobo/pre/tenkyo"
+
+    def posts(client: Any, balancer: str, forwarded: list[str]) -> list[int]:
+        token = csrf_token(client, url)
+        sent = []
+        for address in forwarded:
+            response = client.post(
+                url,
+                data={"csrf_token": token},
+                headers={"X-Forwarded-For": address},
+                environ_base={"REMOTE_ADDR": balancer},
+            )
+            sent.append(response.status_code)
+        return sent
+
+    settings = Settings(**{**get_settings().model_dump(), "proxy_hops": 1})  # type: ignore[arg-type]
+    behind = create_app(settings).test_client()
+    assert posts(behind, f"10.{net}.1.1", [f"203.0.{net}.7"] * 6) == [200] * 5 + [429]
+    assert posts(behind, f"10.{net}.1.1", [f"203.0.{net}.8"]) == [200]  # another resident, same balancer
+
+    direct = create_app().test_client()
+    spoofed = [f"198.51.{net}.{n}" for n in range(6)]
+    assert posts(direct, f"10.{net}.1.2", spoofed) == [200] * 5 + [429]
