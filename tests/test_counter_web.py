@@ -250,6 +250,65 @@ def test_qr_pre_application_fills_the_case_and_is_used_once(app: Flask, family: 
     assert "読み取れないか" in page
 
 
+def _pre_application(tenant: str, name: str) -> tuple[int, str]:
+    record = registry.get(tenant)
+    assert record is not None
+    with tenant_session(tenant) as session:
+        catalogue = active_catalogue(session, __import__("datetime").date.today())
+        pre, text = preapply.create(session, registry.config(record), catalogue, preapply.PreApplicationInput(
+            event="tenkyo", event_date="", answers={}, name=name, kana="", birth="1980-04-02",
+            address="", phone="090-0000-0000"))  # fmt: skip
+        session.commit()
+        return pre.id, text
+
+
+def test_expired_pre_applications_are_deleted_by_their_citys_job_only(app: Flask, family: int) -> None:
+    """What residents typed at home is kept while their QR code can be used, then deleted by a daily
+    job per city (scheduled when the worker starts); the deletion is counted in the city's log."""
+    import datetime as dt
+
+    from app.counter.jobs import purge_pre_applications, schedule_counter_jobs
+    from app.counter.models import PreApplication
+    from app.jobs import queue
+
+    client = clerk(app)
+    used, used_text = _pre_application(TENANT, "御坊 一郎")
+    case_id = open_case_from_ticket(client)
+    post(client, f"/{TENANT}/cases/{case_id}/qr", f"/{TENANT}/cases/{case_id}", qr=used_text,
+         version=case_version(case_id))  # fmt: skip
+    unused, _ = _pre_application(TENANT, "御坊 二郎")
+    fresh, fresh_text = _pre_application(TENANT, "御坊 三郎")
+    osaka, _ = _pre_application("osaka", "大阪 太郎")
+    past = __import__("app.counter.service", fromlist=["now"]).now() - dt.timedelta(days=1)
+    for tenant, ids in ((TENANT, (used, unused)), ("osaka", (osaka,))):
+        with tenant_session(tenant) as session:
+            for pre_id in ids:
+                row = session.get(PreApplication, pre_id)
+                assert row is not None
+                row.expires_at = past
+            session.commit()
+
+    assert purge_pre_applications(TENANT) == {"tenant": TENANT, "deleted": 2}
+    assert purge_pre_applications(TENANT) == {"tenant": TENANT, "deleted": 0}  # a second run: nothing
+    with tenant_session(TENANT) as session:
+        assert set(session.scalars(select(PreApplication.id))) == {fresh}
+        purged = session.scalars(select(AuditEntry).where(AuditEntry.action == "preapplication.purged")).all()
+        assert [e.details["deleted"] for e in purged] == [2]
+        assert session.get(Case, case_id).events == ["tenkyo"]  # type: ignore[union-attr]  # the case kept them
+    with tenant_session("osaka") as session:  # Gobo's job never touches Osaka's schema
+        assert list(session.scalars(select(PreApplication.id))) == [osaka]
+    other = open_case_from_ticket(client)
+    post(client, f"/{TENANT}/cases/{other}/qr", f"/{TENANT}/cases/{other}", qr=fresh_text,
+         version=case_version(other))  # fmt: skip
+    with tenant_session(TENANT) as session:  # an unexpired code still works after the purge
+        assert session.get(Case, other).pre_application_id == fresh  # type: ignore[union-attr]
+
+    scheduled = schedule_counter_jobs()
+    assert {s.job_id for s in scheduled} == {f"{t}__preapply_purge" for t in ("osaka", "gobo", "yamaguchi")}
+    assert {s.action for s in schedule_counter_jobs()} == {"kept"}
+    assert {s.job_id for s in scheduled} <= set(queue().scheduled_job_registry.get_job_ids())
+
+
 def test_paused_case_is_found_and_resumed(app: Flask, family: int) -> None:
     client = clerk(app)
     case_id = open_case_from_ticket(client)
@@ -440,3 +499,21 @@ def test_pre_application_posts_are_rate_limited(app: Flask, committed: object) -
     ]
     assert codes[:5] == [200] * 5
     assert codes[5:] == [429, 429]
+
+
+def test_pre_application_fields_have_limits_named_in_japanese(app: Flask, committed: object) -> None:
+    record = registry.get("yamaguchi")
+    assert record is not None
+    config = registry.config(record)
+    with tenant_session("yamaguchi") as session:
+        catalogue = active_catalogue(session, __import__("datetime").date.today())
+        with pytest.raises(preapply.PreApplicationError) as refused:
+            preapply.create(session, config, catalogue, preapply.PreApplicationInput(
+                event="shomeisho", event_date="", answers={}, name="山口 花子", kana="ヤ" * 61, birth="",
+                address="", phone="0" * 21, certificate=next(iter(config.fees.fees)), copies="1",
+                purpose="勤" * 101))  # fmt: skip
+    assert refused.value.problems == {
+        "kana": "フリガナは60文字までです",
+        "phone": "電話番号は20文字までです",
+        "purpose": "使用目的は100文字までです",
+    }

@@ -61,6 +61,7 @@ ACTION_JA = {
     "card_reader.registered": "カード読取装置の登録",
     "card_reader.revoked": "カード読取装置の失効",
     "preapplication.used": "事前申請の読込",
+    "preapplication.purged": "期限切れの事前申請の削除",
     # forms and applications
     "form.filled": "申請書の作成",
     "form.printed": "申請書の印刷",

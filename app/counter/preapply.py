@@ -15,7 +15,7 @@ from typing import Any
 
 import segno
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.audit import record
@@ -82,6 +82,8 @@ def create(
         problems["name"] = "お名前を入力してください（60文字まで）"
     if data.kana.strip() and not is_kana(data.kana):
         problems["kana"] = "フリガナはカタカナまたはひらがなで入力してください"
+    elif len(data.kana.strip()) > 60:
+        problems["kana"] = "フリガナは60文字までです"
     birth_text = ""
     if data.birth.strip():
         try:
@@ -92,6 +94,8 @@ def create(
         problems["address"] = "住所は200文字までです"
     if data.phone.strip() and not all(c.isdigit() or c in "-－ ()（）" for c in data.phone.strip()):
         problems["phone"] = "電話番号は数字とハイフンで入力してください"
+    elif len(data.phone.strip()) > 20:
+        problems["phone"] = "電話番号は20文字までです"
     certificates = []
     if data.certificate:
         if data.certificate not in config.fees.fees:
@@ -104,8 +108,10 @@ def create(
             problems["copies"] = "通数は1〜10で入力してください"
         if not data.purpose.strip():
             problems["purpose"] = "使用目的を入力してください"
+        elif len(data.purpose.strip()) > 100:
+            problems["purpose"] = "使用目的は100文字までです"
         certificates.append(
-            {"certificate": data.certificate, "copies": copies, "purpose": data.purpose.strip()[:100]}
+            {"certificate": data.certificate, "copies": copies, "purpose": data.purpose.strip()}
         )
     if problems:
         raise PreApplicationError(problems)
@@ -129,6 +135,23 @@ def create(
     session.add(pre)
     session.flush()
     return pre, _signer(config.tenant.id).sign(pre.ref).decode()
+
+
+def purge_expired(session: Session, before: dt.datetime | None = None) -> int:
+    """Delete the pre-applications whose QR codes can no longer be used; returns how many.
+
+    They hold what a resident typed at home (name, birth date, address, phone), kept only as long as
+    it has a use: until the code expires (``VALIDITY``). A case that scanned one copied its events
+    and answers and identified the resident, so nothing a case shows is lost. The count is written
+    to the operation log; the entries themselves are not (they would outlive their purpose there).
+    """
+    cutoff = before or now()
+    result = session.execute(delete(PreApplication).where(PreApplication.expires_at < cutoff))
+    deleted = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if deleted:
+        record(session, "preapplication.purged", subject_type="pre_applications",
+               details={"deleted": deleted, "expired_before": cutoff.isoformat()})  # fmt: skip
+    return deleted
 
 
 class PreApplicationError(ValueError):
