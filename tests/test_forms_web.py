@@ -336,6 +336,22 @@ def test_a_template_that_would_not_end_is_refused_and_the_editor_keeps_working(
     assert preview(GOOD_TEMPLATE)["ok"]
 
 
+def test_a_trial_print_that_fails_in_the_layout_engine_is_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the child meets while printing comes back as a problem with the template, never as
+    a child that died without a word (which would read as a limit exceeded)."""
+    import multiprocessing
+
+    def layout_gives_up(*args: object, **kwargs: object) -> bytes:
+        raise OSError("cairo: out of surfaces")
+
+    monkeypatch.setattr(trial, "render_pdf", layout_gives_up)
+    monkeypatch.setattr(trial.resource, "setrlimit", lambda *args: None)  # not on the test process
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    trial._child(sender, None, "御坊市", "<p>x</p>")  # type: ignore[arg-type]
+    assert receiver.recv() == ("problem", None, "印刷できません（レイアウトを処理できませんでした）")
+    receiver.close()
+
+
 def test_a_form_template_reaches_no_server_file_and_no_network(app: Flask, clean: None) -> None:
     """A tenant's administrator writes the template's HTML; the PDF renderer must not fetch what it
     names: a server file attached to the PDF (or drawn, or imported as a stylesheet) would hand

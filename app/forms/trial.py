@@ -12,6 +12,7 @@ counter: each passed this trial on the 見本 household and was approved by a se
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import resource
 import threading
@@ -102,6 +103,9 @@ def _child(sender: Connection, filled: FilledForm, tenant_name: str, template: s
             None,
             "印刷に使うメモリが上限を超えました。繰り返しや長い文字列を作る式を見直してください",
         )
+    except Exception as exc:  # the layout engine gave up on what the template made: still its problem
+        logging.getLogger(__name__).warning("trial print failed: %s", type(exc).__name__)
+        answer = ("problem", template_line(exc), "印刷できません（レイアウトを処理できませんでした）")
     sender.send(answer)
     sender.close()
 
