@@ -352,6 +352,19 @@ def test_a_trial_print_that_fails_in_the_layout_engine_is_a_refusal(monkeypatch:
     receiver.close()
 
 
+def test_a_trial_print_that_cannot_start_is_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoProcess:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def start(self) -> None:
+            raise OSError("fork server: cannot allocate memory")
+
+    monkeypatch.setattr(trial._context, "Process", NoProcess)
+    with pytest.raises(trial.TrialRefusal, match="見本の印刷を始められませんでした"):
+        trial.trial_pdf(None, tenant_name="御坊市", template="<p>x</p>")  # type: ignore[arg-type]
+
+
 def test_a_form_template_reaches_no_server_file_and_no_network(app: Flask, clean: None) -> None:
     """A tenant's administrator writes the template's HTML; the PDF renderer must not fetch what it
     names: a server file attached to the PDF (or drawn, or imported as a stylesheet) would hand

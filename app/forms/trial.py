@@ -59,7 +59,15 @@ def trial_pdf(filled: FilledForm, *, tenant_name: str, template: str | None) -> 
 def _print_in_child(filled: FilledForm, tenant_name: str, template: str | None) -> bytes:
     receiver, sender = _context.Pipe(duplex=False)
     child = _context.Process(target=_child, args=(sender, filled, tenant_name, template), daemon=True)
-    child.start()
+    try:
+        child.start()
+    except (OSError, EOFError) as exc:  # no fork server (out of processes or memory): say so
+        receiver.close()
+        sender.close()
+        logging.getLogger(__name__).error("trial print could not start: %s", exc)
+        raise TrialRefusal(
+            None, "見本の印刷を始められませんでした。しばらくしてからもう一度お試しください"
+        ) from exc
     sender.close()
     try:
         if not receiver.poll(DEADLINE_SECONDS):
