@@ -66,6 +66,8 @@ EXPECTED: dict[str, set[str]] = {
     "web.admin_form_preview": FORM_ADMINS,
     "web.admin_form_version": FORM_ADMINS,
     "web.admin_card_readers": {"管理者"},
+    "web.admin_webhooks": {"管理者"},
+    "web.admin_webhook_resend": {"管理者"},
     "web.resident_accesses": {"管理者", "監査担当"},
     "web.resident_accesses_csv": {"管理者", "監査担当"},
     "web.residents_search": CLERKS,

@@ -94,6 +94,7 @@ def test_every_screen_passes_axe(
         "admin-form-edit": "/admin/forms/juumin_idou_todoke",
         "admin-card-readers": "/admin/card-readers",
         "admin-breakglass": "/admin/breakglass",
+        "admin-webhooks": "/admin/webhooks",
         "linkage-batches": "/linkage/batches",
     }
     for name, path in screens.items():

@@ -77,6 +77,7 @@ ACTION_JA = {
     "certificate.requested": "証明書の請求",
     # front linkage
     "linkage.rejections_viewed": "取込不可行の表示",
+    "webhook.resent": "Webhook 通知の再送",
     # staff, groups, API clients, sign-in
     "auth.login": "ログイン",
     "auth.login_failed": "ログインの失敗",

@@ -25,6 +25,7 @@ from app.guidance.catalogue import EVENT_NAMES
 from app.guidance.engine import Entry
 from app.guidance.rules import SUBJECT_QUESTION
 from app.guidance.service import MEMBER_KEYS, GuidanceInputError, GuidanceResult, guide, members_of_resident
+from app.linkage.webhooks import emit
 from app.residents.models import Resident
 from app.tenancy.config import TenantConfig
 
@@ -407,6 +408,9 @@ def hand_over(
     _flush(session)
     record(session, "case.handed_over", subject_type="case", subject_id=case.id,
            details={"procedures": [p.procedure_id for p in created]})  # fmt: skip
+    if created:
+        emit(session, "case.handed_over", case_id=case.id,
+             procedures=[{"id": p.id, "procedure": p.procedure_id, "department": p.department} for p in created])  # fmt: skip
     return created
 
 
@@ -547,6 +551,9 @@ def update_procedure(
     _close_when_finished(session, procedure.case_id)
     record(session, f"procedure.{action}", subject_type="case", subject_id=procedure.case_id,
            details={"procedure": procedure.procedure_id, "department": procedure.department})  # fmt: skip
+    if action == "done":
+        emit(session, "procedure.done", case_id=procedure.case_id, case_procedure_id=procedure.id,
+             procedure=procedure.procedure_id, department=procedure.department)  # fmt: skip
     return procedure
 
 
@@ -571,6 +578,7 @@ def _close_when_finished(session: Session, case_id: int) -> None:
             .execution_options(synchronize_session=False)
         )  # fmt: skip
         _finish_ticket(session, case.ticket_id)
+        emit(session, "case.closed", case_id=case_id, by="departments")
 
 
 def _finish_ticket(session: Session, ticket_id: int | None) -> None:
@@ -620,6 +628,7 @@ def close(session: Session, case_id: int, expected_version: int, clerk: str) -> 
     _flush(session)
     _finish_ticket(session, case.ticket_id)
     record(session, "case.closed", subject_type="case", subject_id=case.id)
+    emit(session, "case.closed", case_id=case.id, by="counter")
     return case
 
 

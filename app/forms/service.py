@@ -24,6 +24,7 @@ from app.forms.fill import FilledForm, FormSubject, Person, fill
 from app.forms.loader import FormSource
 from app.forms.models import Application, CertificateRequest, Delivery, ExportBatch, FormVersion
 from app.forms.render import render_pdf
+from app.linkage.webhooks import emit
 from app.residents.models import Resident
 from app.tenancy.config import TenantConfig
 from app.tenancy.service import TenantRecord
@@ -264,6 +265,8 @@ def submit(
         subject_id=resident_id or application.id,
         details={"application": application.id, "form": form_id, "version": form.definition.version},
     )
+    emit(session, "application.submitted", application_id=application.id, form_id=form_id,
+         form_version=form.definition.version, case_ref=case_ref)  # fmt: skip
     return application
 
 
@@ -280,6 +283,8 @@ def accept(session: Session, application_id: int, accepted_by: str) -> Applicati
     application.accepted_at = dt.datetime.now(dt.UTC)
     application.accepted_by = accepted_by
     record(session, "application.accepted", subject_type="application", subject_id=application_id)
+    emit(session, "application.accepted", application_id=application.id, form_id=application.form_id,
+         form_version=application.form_version, case_ref=application.case_ref)  # fmt: skip
     return application
 
 

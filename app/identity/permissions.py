@@ -46,6 +46,7 @@ PERMISSIONS: dict[str, Permission] = {
         Permission("admin.forms", "様式の編集・承認", privileged=True),
         Permission("admin.devices", "カード読取装置の登録・失効", privileged=True),
         Permission("admin.breakglass", "事業者の緊急アクセスの承認", privileged=True),
+        Permission("admin.webhooks", "外部システムへのイベント通知（Webhook）の確認・再送", privileged=True),
         Permission("audit.read", "操作ログ・緊急アクセスの閲覧記録の参照", privileged=True),
         Permission("reports.view", "月次利用報告（ガバメントクラウド利用状況）の参照"),
     )

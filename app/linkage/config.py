@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -263,6 +264,52 @@ class OutboundTarget(StrictModel):
         return self
 
 
+# Events other systems may subscribe to (signed webhooks, app/linkage/webhooks.py). Each carries ids
+# only, never personal data: the receiver reads what it needs through the API, which is audited.
+WEBHOOK_EVENTS: dict[str, str] = {
+    "application.submitted": "申請の登録",
+    "application.accepted": "申請の受理",
+    "case.handed_over": "案件の回付",
+    "case.closed": "案件の完了",
+    "procedure.done": "担当課での手続きの完了",
+    "import.finished": "住民記録の取込の終了",
+}
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class WebhookEndpoint(StrictModel):
+    """A receiver of signed event notifications (Standard Webhooks: ``webhook-id``,
+    ``webhook-timestamp``, ``webhook-signature`` = HMAC-SHA256 with the endpoint's secret)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")
+    url: str = Field(max_length=2000)
+    secret_ref: SecretRef
+    events: list[str] = Field(min_length=1)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"webhook url must be an absolute https URL, got {value!r}")
+        if parts.username or parts.password:
+            raise ValueError("webhook url must not carry credentials (the signature authenticates)")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            raise ValueError(f"webhook url must use https (http only on loopback), got {value!r}")
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(WEBHOOK_EVENTS))
+        if unknown:
+            raise ValueError(f"unknown webhook events {unknown}; known: {sorted(WEBHOOK_EVENTS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("webhook events are listed twice")
+        return value
+
+
 class LinkageConfig(StrictModel):
     policy: Literal["reject_all", "quarantine"] = Field(
         default="reject_all", description="reject the whole file on any error, or apply valid rows"
@@ -272,10 +319,15 @@ class LinkageConfig(StrictModel):
     attributes: AttributesLayout = AttributesLayout(variant="standard")
     adapters: list[AdapterConfig] = Field(default_factory=list)
     outbound: list[OutboundTarget] = Field(default_factory=list)
+    webhooks: list[WebhookEndpoint] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_adapters(self) -> Self:
-        names = [a.name for a in self.adapters] + [t.name for t in self.outbound]
+        names = (
+            [a.name for a in self.adapters]
+            + [t.name for t in self.outbound]
+            + [w.name for w in self.webhooks]
+        )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"adapter names must be unique: {dupes}")

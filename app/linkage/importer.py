@@ -52,6 +52,7 @@ from app.linkage.validate import (
     AttributeValidator,
     ResidentValidator,
 )
+from app.linkage.webhooks import emit
 from app.residents.normalize import variant_key
 from app.tenancy.config import TenantConfig
 from app.tenancy.service import TenantRecord, registry
@@ -305,7 +306,13 @@ def _finish(
             **values,
         )
     )
+    _emit_finished(session, batch, outcome)
     session.commit()
+
+
+def _emit_finished(session: Session, batch: ImportBatch, outcome: ImportOutcome) -> None:
+    emit(session, "import.finished", batch_id=batch.id, kind=batch.kind, status=outcome.status,
+         rows_read=outcome.rows_read, rows_rejected=outcome.rows_rejected)  # fmt: skip
 
 
 def _save_rejections(session: Session, batch_id: int, entries: list[RejectionEntry]) -> None:
@@ -458,6 +465,7 @@ def _run(
                 finished_at=dt.datetime.now(dt.UTC),
             )
         )
+        _emit_finished(session, batch, outcome)
         session.commit()
     finally:
         session.close()

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.jobs import JobContext, enqueue, tenant_job
+import httpx
+
+from app.jobs import JobContext, Scheduled, enqueue, ensure_repeating, tenant_job
+from app.linkage import webhooks
 from app.linkage.importer import import_local_file
 from app.linkage.models import ImportBatch
 from app.linkage.sources import local_copy
+from app.tenancy.service import registry
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +79,37 @@ def start_import(
     batch.job_id = job.id
     ctx_session.commit()
     return batch
+
+
+# --- signed webhooks ---------------------------------------------------------------------------------
+
+WEBHOOK_INTERVAL = 60  # seconds: the repeating run that sends retries when they fall due
+
+
+@tenant_job
+def deliver_webhooks(ctx: JobContext) -> dict[str, Any]:
+    """Send the tenant's due webhook deliveries (app.linkage.webhooks); queue another run if the
+    time limit stopped this one with deliveries still due."""
+    config = registry.config(ctx.tenant)
+    with httpx.Client(follow_redirects=False, trust_env=False) as client:
+        report = webhooks.deliver_due(ctx.session, config, ctx.tenant.id, client)
+    if report.more:
+        enqueue_webhook_delivery(ctx.tenant.id)
+    return {"tenant": ctx.tenant.id, **report.__dict__}
+
+
+def enqueue_webhook_delivery(tenant_id: str) -> Any:
+    # Its own id, so that it never replaces the repeating run (``<tenant>__webhooks``); two runs at
+    # once are harmless: each delivery is locked while it is sent.
+    return enqueue(deliver_webhooks, tenant_id, job_id=f"{tenant_id}__webhooks__now")
+
+
+def schedule_webhook_jobs() -> list[Scheduled]:
+    """At worker start-up: a repeating delivery run for every active tenant with endpoints."""
+    return [
+        ensure_repeating(
+            deliver_webhooks, record.id, job_id=f"{record.id}__webhooks", interval=WEBHOOK_INTERVAL
+        )
+        for record in registry.all()
+        if record.status == "active" and registry.config(record).linkage.webhooks
+    ]

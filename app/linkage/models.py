@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -11,15 +12,18 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     column,
     func,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import TenantBase, id_column
 
@@ -172,3 +176,44 @@ class HouseholdStaging(TenantBase):
 
     batch_id: Mapped[int] = mapped_column(primary_key=True)
     household_no: Mapped[str] = mapped_column(primary_key=True)
+
+
+WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class WebhookEvent(TenantBase):
+    """An event for other systems (the outbox): written in the transaction that made it happen,
+    so it is sent if and only if that transaction committed. ``data`` holds ids only."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index(None, "occurred_at"),)
+
+    id: Mapped[int] = id_column()
+    event_id: Mapped[str] = mapped_column(unique=True)  # the ``webhook-id`` receivers dedupe on
+    type: Mapped[str]
+    occurred_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    deliveries: Mapped[list[WebhookDelivery]] = relationship(passive_deletes=True, lazy="raise")
+
+
+class WebhookDelivery(TenantBase):
+    """One event to one endpoint: retried with backoff until delivered or given up (``failed``)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(f"status IN {WEBHOOK_DELIVERY_STATUSES!r}", name="status"),
+        UniqueConstraint("event_pk", "endpoint"),
+        Index(None, "next_attempt_at", postgresql_where=column("status") == "pending"),
+        Index(None, "endpoint", "id"),
+    )
+
+    id: Mapped[int] = id_column()
+    event_pk: Mapped[int] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    endpoint: Mapped[str]
+    status: Mapped[str] = mapped_column(server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    last_attempt_at: Mapped[dt.datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None]
+    delivered_at: Mapped[dt.datetime | None]

@@ -52,6 +52,7 @@ def register(app: Flask) -> None:
         admin,
         admin_devices,
         admin_forms,
+        admin_webhooks,
         audit,
         auth,
         counter,

@@ -1,0 +1,318 @@
+"""Signed webhooks (Webhook 通知): events for other systems — a 行政CRM, a portal, an RPA controller.
+
+An event is written in the transaction that made it happen (``emit``: one ``WebhookEvent`` and one
+``WebhookDelivery`` per endpoint of the tenant that subscribes to its type), so it is sent if and
+only if that transaction committed. After the commit a job is queued (``deliver_soon``) and a
+repeating job per tenant with endpoints retries what is due, so nothing waits for a lost trigger.
+
+Each request follows the Standard Webhooks specification (https://www.standardwebhooks.com/):
+``webhook-id`` (the event's id, the same on every retry: receivers dedupe on it),
+``webhook-timestamp`` (the attempt's Unix time) and ``webhook-signature`` (``v1,`` + base64 of
+HMAC-SHA256 over ``id.timestamp.body`` with the endpoint's secret), signed with the
+``standardwebhooks`` library, so a receiver can verify with the same library in its own language.
+Payloads carry ids only, never personal data: the receiver reads what it needs through the API,
+where every read is audited. A delivery that fails is retried with backoff for about a day, then
+marked ``failed`` for the city's administrator to see and send again (admin screen).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from redis.exceptions import RedisError
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.orm import Session
+from standardwebhooks.webhooks import Webhook
+
+from app.linkage.config import WEBHOOK_EVENTS, WebhookEndpoint
+from app.linkage.models import WebhookDelivery, WebhookEvent
+from app.secrets import SecretError, resolve
+
+log = logging.getLogger(__name__)
+
+# Seconds after the n-th failed attempt (about 24 hours in all): receivers' outages are usually
+# short, a maintenance window is a night.
+BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
+MAX_ATTEMPTS = len(BACKOFF_SECONDS) + 1
+RETENTION_DAYS = 30  # events and their delivery records; long enough to answer "was it sent?"
+RUN_SECONDS = 50  # one run of the delivery job; what is left is taken by the next
+USER_AGENT = "Madoguchi-Webhooks/1"
+_EMITTED = "webhooks_emitted"
+
+
+def _tenant_config(session: Session) -> Any:
+    from app.tenancy.service import registry
+
+    binding = session.info.get("binding")
+    record = registry.get(binding.key) if binding is not None else None
+    return registry.config(record) if record is not None else None
+
+
+def endpoints_for(config: Any, event_type: str) -> list[WebhookEndpoint]:
+    return [w for w in config.linkage.webhooks if event_type in w.events]
+
+
+def emit(session: Session, event_type: str, **data: Any) -> WebhookEvent | None:
+    """Record an event in the caller's transaction, for every endpoint that subscribes to it.
+
+    ``data`` must be ids and codes only (never names, addresses, birth dates or the My Number).
+    Nothing is written when no endpoint of the tenant subscribes to ``event_type``.
+    """
+    if event_type not in WEBHOOK_EVENTS:
+        raise ValueError(f"unknown webhook event {event_type!r}")
+    config = _tenant_config(session)
+    endpoints = endpoints_for(config, event_type) if config is not None else []
+    if not endpoints:
+        return None
+    event = WebhookEvent(
+        event_id=f"msg_{uuid.uuid4().hex}",
+        type=event_type,
+        data=data,
+        deliveries=[WebhookDelivery(endpoint=w.name) for w in endpoints],
+    )
+    session.add(event)
+    session.info[_EMITTED] = True
+    return event
+
+
+def payload(event: WebhookEvent, tenant_id: str) -> bytes:
+    """The request body: ``type``, ``timestamp`` (when it happened, UTC) and ``data``."""
+    body = {
+        "type": event.type,
+        "timestamp": event.occurred_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "data": {"tenant": tenant_id, **event.data},
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+class DeliveryError(Exception):
+    """One attempt failed; the message is Japanese and shown to the city's administrator."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def signed_headers(endpoint: WebhookEndpoint, event_id: str, body: bytes, at: dt.datetime) -> dict[str, str]:
+    try:
+        secret = resolve(endpoint.secret_ref)
+        signer = Webhook(secret)
+    except SecretError as exc:
+        raise DeliveryError(str(exc)) from exc
+    except Exception as exc:  # the library raises binascii.Error, EmptyWebhookSecretError or RuntimeError
+        raise DeliveryError(
+            f"送信先「{endpoint.name}」の署名鍵（参照 {endpoint.secret_ref}）の形式が正しくありません"
+            "（whsec_ で始まる base64 の値にしてください）"
+        ) from exc
+    return {
+        "content-type": "application/json; charset=utf-8",
+        "user-agent": USER_AGENT,
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signer.sign(event_id, at, body.decode()),
+    }
+
+
+def send(client: httpx.Client, endpoint: WebhookEndpoint, event_id: str, body: bytes) -> int:
+    """POST one event; the response status when it is 2xx, else ``DeliveryError``."""
+    headers = signed_headers(endpoint, event_id, body, dt.datetime.now(dt.UTC))
+    try:
+        response = client.post(endpoint.url, content=body, headers=headers, timeout=endpoint.timeout_seconds)
+    except httpx.TimeoutException as exc:
+        raise DeliveryError(f"{endpoint.timeout_seconds:g}秒以内に応答がありませんでした") from exc
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"接続できませんでした（{type(exc).__name__}）") from exc
+    if 200 <= response.status_code < 300:
+        return response.status_code
+    if 300 <= response.status_code < 400:
+        raise DeliveryError(
+            f"転送の応答（{response.status_code}）でした。転送先には送りません（設定の URL を確認してください）",
+            response.status_code,
+        )
+    raise DeliveryError(f"受信側がエラー（{response.status_code}）を返しました", response.status_code)
+
+
+@dataclass
+class RunReport:
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    purged: int = 0
+    more: bool = False  # stopped at the time limit with deliveries still due
+
+
+def _due(session: Session, skip: Iterable[str]) -> WebhookDelivery | None:
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= func.now())
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    skipped = list(skip)
+    if skipped:
+        query = query.where(WebhookDelivery.endpoint.not_in(skipped))
+    return session.scalars(query).first()
+
+
+def deliver_due(
+    session: Session, config: Any, tenant_id: str, client: httpx.Client, run_seconds: float = RUN_SECONDS
+) -> RunReport:
+    """Send what is due, oldest first, one committed delivery at a time.
+
+    A delivery is locked (``SKIP LOCKED``) while it is sent, so two runs never send it twice at
+    once. An endpoint that fails is left alone for the rest of the run (its other deliveries stay
+    due for the next run), so one receiver that is down does not hold the others up.
+    """
+    endpoints = {w.name: w for w in config.linkage.webhooks}
+    report = RunReport()
+    down: set[str] = set()
+    deadline = time.monotonic() + run_seconds
+    while True:
+        if time.monotonic() >= deadline:
+            report.more = _due(session, down) is not None
+            session.rollback()
+            break
+        delivery = _due(session, down)
+        if delivery is None:
+            session.rollback()
+            break
+        event = session.get(WebhookEvent, delivery.event_pk)
+        assert event is not None  # the foreign key
+        now = dt.datetime.now(dt.UTC)
+        delivery.attempts += 1
+        delivery.last_attempt_at = now
+        endpoint = endpoints.get(delivery.endpoint)
+        try:
+            if endpoint is None:
+                delivery.attempts = MAX_ATTEMPTS  # nothing to retry against
+                raise DeliveryError(f"送信先「{delivery.endpoint}」は設定（linkage.yaml）にありません")
+            if event.type not in endpoint.events:
+                delivery.attempts = MAX_ATTEMPTS
+                raise DeliveryError(
+                    f"送信先「{endpoint.name}」はこのイベントを受け取る設定ではなくなりました"
+                )
+            delivery.last_status = send(client, endpoint, event.event_id, payload(event, tenant_id))
+            delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
+            report.delivered += 1
+        except DeliveryError as exc:
+            delivery.last_status, delivery.last_error = exc.status, str(exc)
+            down.add(delivery.endpoint)
+            if delivery.attempts >= MAX_ATTEMPTS:
+                delivery.status = "failed"
+                report.failed += 1
+                log.warning("webhook %s to %s failed for good: %s", event.event_id, delivery.endpoint, exc)
+            else:
+                delivery.next_attempt_at = now + dt.timedelta(seconds=BACKOFF_SECONDS[delivery.attempts - 1])
+                report.retried += 1
+        session.commit()
+    report.purged = purge_old(session)
+    session.commit()
+    return report
+
+
+def purge_old(session: Session, days: int = RETENTION_DAYS) -> int:
+    """Delete events older than the retention with nothing left to send (their deliveries go too)."""
+    pending = select(WebhookDelivery.id).where(
+        WebhookDelivery.event_pk == WebhookEvent.id, WebhookDelivery.status == "pending"
+    )
+    result = session.execute(
+        delete(WebhookEvent).where(
+            WebhookEvent.occurred_at < func.now() - dt.timedelta(days=days), ~pending.exists()
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def resend(session: Session, delivery_id: int) -> WebhookDelivery | None:
+    """An administrator sends a failed delivery again (from the first attempt)."""
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.status != "failed":
+        return delivery
+    delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, dt.datetime.now(dt.UTC)
+    session.info[_EMITTED] = True
+    return delivery
+
+
+@dataclass(frozen=True)
+class EndpointSummary:
+    endpoint: WebhookEndpoint | None
+    name: str
+    pending: int
+    delivered: int
+    failed: int
+    last_delivered_at: dt.datetime | None
+
+
+def summaries(session: Session, config: Any) -> list[EndpointSummary]:
+    rows = session.execute(
+        select(
+            WebhookDelivery.endpoint,
+            func.count().filter(WebhookDelivery.status == "pending"),
+            func.count().filter(WebhookDelivery.status == "delivered"),
+            func.count().filter(WebhookDelivery.status == "failed"),
+            func.max(WebhookDelivery.delivered_at),
+        ).group_by(WebhookDelivery.endpoint)
+    ).all()
+    counts = {r[0]: r[1:] for r in rows}
+    names = [w.name for w in config.linkage.webhooks] + sorted(
+        set(counts) - {w.name for w in config.linkage.webhooks}
+    )
+    configured = {w.name: w for w in config.linkage.webhooks}
+    return [EndpointSummary(configured.get(n), n, *counts.get(n, (0, 0, 0, None))) for n in names]
+
+
+def recent(
+    session: Session, *, status: str | None = None, endpoint: str | None = None, limit: int = 100
+) -> list[tuple[WebhookDelivery, WebhookEvent]]:
+    query = (
+        select(WebhookDelivery, WebhookEvent)
+        .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_pk)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    if endpoint is not None:
+        query = query.where(WebhookDelivery.endpoint == endpoint)
+    return [(d, e) for d, e in session.execute(query)]
+
+
+# --- triggering the delivery job after a commit ----------------------------------------------------
+
+
+def deliver_soon(tenant_id: str) -> bool:
+    """Queue a delivery run now; if Redis is unreachable the repeating run takes it within a minute."""
+    from app.linkage.jobs import enqueue_webhook_delivery
+
+    try:
+        enqueue_webhook_delivery(tenant_id)
+    except RedisError:
+        log.warning(
+            "webhook delivery for %s not queued (Redis unreachable); the repeating run sends it", tenant_id
+        )
+        return False
+    return True
+
+
+def after_commit(session: Session) -> None:
+    if session.info.pop(_EMITTED, False):
+        binding = session.info.get("binding")
+        if binding is not None:
+            deliver_soon(binding.key)
+
+
+def after_rollback(session: Session) -> None:
+    session.info.pop(_EMITTED, None)
+
+
+event.listen(Session, "after_commit", after_commit)
+event.listen(Session, "after_rollback", after_rollback)
