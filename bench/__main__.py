@@ -18,6 +18,7 @@ BENCHMARKS = [
     "observability",
     "reports",
     "counter",
+    "webhooks",
 ]
 
 

@@ -68,6 +68,7 @@ EXPECTED: dict[str, set[str]] = {
     "web.admin_card_readers": {"管理者"},
     "web.admin_webhooks": {"管理者"},
     "web.admin_webhook_resend": {"管理者"},
+    "web.admin_webhook_test": {"管理者"},
     "web.resident_accesses": {"管理者", "監査担当"},
     "web.resident_accesses_csv": {"管理者", "監査担当"},
     "web.residents_search": CLERKS,

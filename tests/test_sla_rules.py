@@ -231,3 +231,51 @@ def test_generated_calendar_matches_python_on_sample_days(tenants: dict[str, Ten
         "(madoguchi:jst_day_of_month >= bool 22) * (madoguchi:jst_day_of_month <= bool 28)" in osaka["expr"]
     )
     assert "(madoguchi:jst_month_day >= bool 1229) + (madoguchi:jst_month_day <= bool 103)" in osaka["expr"]
+
+
+def test_promtool_webhook_failures_alert_once_per_rise(tmp_path: Path) -> None:
+    """A delivery that gave up raises the failed count: the alert fires for that tenant and endpoint
+    within the hour and stops after it; a constant count or a fall (sent again) never fires."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(slo.dump({"groups": [{"name": "w", "interval": "1m", "rules": slo.alert_rules()}]}, ""))
+    series = 'madoguchi_webhook_deliveries{{tenant="{t}", endpoint="crm", status="failed"}}'
+    notes = next(r for r in slo.alert_rules() if r["alert"] == "MadoguchiWebhookDeliveriesFailed")[
+        "annotations"
+    ]
+    firing = {
+        "exp_labels": {"tenant": "gobo", "endpoint": "crm", "status": "failed", "severity": "ticket"},
+        "exp_annotations": {k: v.replace("{{ $labels.tenant }}", "gobo").replace("{{ $labels.endpoint }}", "crm")
+                            for k, v in notes.items()},
+    }  # fmt: skip
+    test = {
+        "rule_files": [rules.name],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": series.format(t="gobo"), "values": "0x30 1x120"},
+                    {"series": series.format(t="osaka"), "values": "2x60 1x90"},  # constant, then sent again
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "20m", "alertname": "MadoguchiWebhookDeliveriesFailed", "exp_alerts": []},
+                    {
+                        "eval_time": "40m",
+                        "alertname": "MadoguchiWebhookDeliveriesFailed",
+                        "exp_alerts": [firing],
+                    },
+                    {
+                        "eval_time": "80m",
+                        "alertname": "MadoguchiWebhookDeliveriesFailed",
+                        "exp_alerts": [firing],
+                    },
+                    {"eval_time": "100m", "alertname": "MadoguchiWebhookDeliveriesFailed", "exp_alerts": []},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test, allow_unicode=True, sort_keys=False))
+    done = subprocess.run(
+        ["promtool", "test", "rules", "test.yml"], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

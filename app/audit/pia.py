@@ -78,6 +78,7 @@ ACTION_JA = {
     # front linkage
     "linkage.rejections_viewed": "取込不可行の表示",
     "webhook.resent": "Webhook 通知の再送",
+    "webhook.tested": "Webhook 通知の送信テスト",
     # staff, groups, API clients, sign-in
     "auth.login": "ログイン",
     "auth.login_failed": "ログインの失敗",

@@ -33,7 +33,10 @@ SELECT
   (SELECT coalesce(json_agg(json_build_array(
             id, on_date, kind, opens_min, closes_min,
             extract(epoch FROM created_at), extract(epoch FROM revoked_at))), '[]')
-     FROM calendar_overrides WHERE on_date >= :first) AS overrides
+     FROM calendar_overrides WHERE on_date >= :first) AS overrides,
+  (SELECT coalesce(json_agg(json_build_array(endpoint, status, n)), '[]')
+     FROM (SELECT endpoint, status, count(*) AS n FROM webhook_deliveries
+            GROUP BY endpoint, status) AS w) AS webhooks
 """
 )
 

@@ -46,6 +46,7 @@ RETENTION_DAYS = 30  # events and their delivery records; long enough to answer 
 RUN_SECONDS = 50  # one run of the delivery job; what is left is taken by the next
 USER_AGENT = "Madoguchi-Webhooks/1"
 _EMITTED = "webhooks_emitted"
+TEST_EVENT = "webhook.test"  # sent on request (admin screen), not subscribed to
 
 
 def _tenant_config(session: Session) -> Any:
@@ -70,13 +71,24 @@ def emit(session: Session, event_type: str, **data: Any) -> WebhookEvent | None:
         raise ValueError(f"unknown webhook event {event_type!r}")
     config = _tenant_config(session)
     endpoints = endpoints_for(config, event_type) if config is not None else []
-    if not endpoints:
+    return _outbox(session, event_type, data, [w.name for w in endpoints]) if endpoints else None
+
+
+def emit_test(session: Session, endpoint: str) -> WebhookEvent | None:
+    """送信テスト: an event of type ``webhook.test`` to one endpoint, whatever it subscribes to, so
+    the city and the receiver's vendor can check the URL, the network path and the signing key."""
+    config = _tenant_config(session)
+    if config is None or endpoint not in {w.name for w in config.linkage.webhooks}:
         return None
+    return _outbox(session, TEST_EVENT, {"endpoint": endpoint}, [endpoint])
+
+
+def _outbox(session: Session, event_type: str, data: dict[str, Any], endpoints: list[str]) -> WebhookEvent:
     event = WebhookEvent(
         event_id=f"msg_{uuid.uuid4().hex}",
         type=event_type,
         data=data,
-        deliveries=[WebhookDelivery(endpoint=w.name) for w in endpoints],
+        deliveries=[WebhookDelivery(endpoint=name) for name in endpoints],
     )
     session.add(event)
     session.info[_EMITTED] = True
@@ -195,7 +207,7 @@ def deliver_due(
             if endpoint is None:
                 delivery.attempts = MAX_ATTEMPTS  # nothing to retry against
                 raise DeliveryError(f"送信先「{delivery.endpoint}」は設定（linkage.yaml）にありません")
-            if event.type not in endpoint.events:
+            if event.type not in endpoint.events and event.type != TEST_EVENT:
                 delivery.attempts = MAX_ATTEMPTS
                 raise DeliveryError(
                     f"送信先「{endpoint.name}」はこのイベントを受け取る設定ではなくなりました"

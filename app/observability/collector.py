@@ -111,6 +111,11 @@ class AppCollector(Collector):
             "End of a temporary opening/closure window, published ahead (Unix time)",
             labels=["tenant", "kind", "window"],
         )
+        hooks = GaugeMetricFamily(
+            "madoguchi_webhook_deliveries",
+            "Webhook deliveries kept (30 days) by endpoint and status: pending, delivered, failed (from the database)",
+            labels=["tenant", "endpoint", "status"],
+        )
         now = time.time()
         for record in records:
             figures = snapshots.figures_for(snap, record.id)
@@ -124,6 +129,8 @@ class AppCollector(Collector):
             )
             if figures is None:
                 continue
+            for endpoint, status, count in figures.webhooks:
+                hooks.add_metric([record.id, endpoint, status], count)
             users.add_metric([record.id, "day"], figures.users_day)
             users.add_metric([record.id, "month"], figures.users_month)
             for kind, status, count in figures.batches:
@@ -140,7 +147,7 @@ class AppCollector(Collector):
                         active[kind] = 1
                 for kind, value in active.items():
                     override.add_metric([record.id, kind], value)
-        yield from (config, users, batches, rows, override, starts, ends)
+        yield from (config, users, batches, rows, override, starts, ends, hooks)
         age = GaugeMetricFamily(
             "madoguchi_metrics_snapshot_age_seconds", "Age of the database-derived figures on /metrics"
         )

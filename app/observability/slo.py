@@ -348,6 +348,20 @@ def alert_rules() -> list[dict[str, Any]]:
             },
         }
     )
+    rules.append(
+        {
+            "alert": "MadoguchiWebhookDeliveriesFailed",
+            # A delivery gives up after about a day of retries (app/linkage/webhooks.py); the count
+            # only falls when the city sends it again or after 30 days, so a rise is news.
+            "expr": 'delta(madoguchi_webhook_deliveries{status="failed"}[1h]) > 0',
+            "labels": {"severity": "ticket"},
+            "annotations": {
+                "summary": "{{ $labels.tenant }}: Webhook 通知が送信先「{{ $labels.endpoint }}」に届かず、再送を止めました",
+                "description": "受信側が約24時間応答しませんでした。自治体の管理画面「Webhook 通知」で理由を確認し、"
+                "受信側の復旧後に再送するよう自治体の管理者に連絡してください。",
+            },
+        }
+    )
     return rules
 
 

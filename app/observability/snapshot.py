@@ -1,7 +1,7 @@
 """Figures read from the database for ``/metrics``, computed at most every few seconds and shared.
 
-Unique users, import batches and rows, the catalogue version in force and the calendar's
-temporary-opening/closure windows live in each tenant's schema. Counting them in-process would be
+Unique users, import batches and rows, webhook deliveries, the catalogue version in force and the
+calendar's temporary-opening/closure windows live in each tenant's schema. Counting them in-process would be
 wrong (forked job processes lose their counters; a unique user is not a per-process fact), so a
 snapshot is computed from the database — one short transaction per tenant, under the tenant's own
 role — and kept in Redis for ``metrics_snapshot_seconds``, shared by every worker process. A scrape
@@ -36,6 +36,7 @@ from app.dates import JST
 from app.db import usage
 from app.db.session import session_scope
 from app.kv import get_redis
+from app.linkage.models import WEBHOOK_DELIVERY_STATUSES
 from app.tenancy.calendar import Override
 from app.tenancy.service import registry
 
@@ -75,6 +76,7 @@ class TenantFigures:
     batches: list[tuple[str, str, int]] = field(default_factory=list)  # (kind, status, count)
     rows: dict[str, int] = field(default_factory=dict)
     windows: list[tuple[str, str, float, float]] = field(default_factory=list)  # kind, label, start, end
+    webhooks: list[tuple[str, str, int]] = field(default_factory=list)  # (endpoint, status, deliveries)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Snapshot:
             figures = TenantFigures(**value)
             figures.batches = [tuple(b) for b in figures.batches]  # type: ignore[misc]
             figures.windows = [tuple(w) for w in figures.windows]  # type: ignore[misc]
+            figures.webhooks = [tuple(w) for w in figures.webhooks]  # type: ignore[misc]
             tenants[key] = figures
         return cls(data["computed_at"], data["seconds"], tenants)
 
@@ -144,6 +147,14 @@ def _figures(session: Session, now: dt.datetime) -> TenantFigures:
         for key, value in zip(ROW_RESULTS, sums, strict=True):
             rows[key] += int(value)
     figures.rows = rows
+    # Every status of an endpoint that has deliveries, 0 included: the alert on failures looks at the
+    # change over an hour, and a series that first appears at 1 has none.
+    counts = {(endpoint, status): int(n) for endpoint, status, n in raw["webhooks"]}
+    figures.webhooks = [
+        (endpoint, status, counts.get((endpoint, status), 0))
+        for endpoint in sorted({e for e, _ in counts})
+        for status in WEBHOOK_DELIVERY_STATUSES
+    ]
     overrides = []
     for ident, on_date, kind, opens, closes, created, revoked in raw["overrides"]:
         overrides.append(

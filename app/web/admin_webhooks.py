@@ -37,6 +37,7 @@ def admin_webhooks() -> str:
         event_ja=WEBHOOK_EVENTS,
         backoff=webhooks.BACKOFF_SECONDS,
         resent=request.args.get("resent"),
+        tested=request.args.get("tested"),
     )
 
 
@@ -55,3 +56,17 @@ def admin_webhook_resend() -> Response:
            details={"endpoint": delivery.endpoint})  # fmt: skip
     db.commit()  # the commit queues the delivery run (app.linkage.webhooks.after_commit)
     return redirect(url_for("web.admin_webhooks", resent=delivery.id))
+
+
+@tenant_web.route("/admin/webhooks/test", methods=["POST"])
+@requires("admin.webhooks")
+def admin_webhook_test() -> Response:
+    """送信テスト: one ``webhook.test`` event to the endpoint chosen; its result shows in the list."""
+    db = tenant_db()
+    event = webhooks.emit_test(db, request.form.get("endpoint", ""))
+    if event is None:
+        abort(404)
+    record(db, "webhook.tested", subject_type="webhook_event", subject_id=event.event_id,
+           details={"endpoint": request.form.get("endpoint", "")})  # fmt: skip
+    db.commit()
+    return redirect(url_for("web.admin_webhooks", tested=request.form.get("endpoint", "")))
