@@ -90,6 +90,7 @@ WEBHOOK_INTERVAL = 60  # seconds: the repeating run that sends retries when they
 def deliver_webhooks(ctx: JobContext) -> dict[str, Any]:
     """Send the tenant's due webhook deliveries (app.linkage.webhooks); queue another run if the
     time limit stopped this one with deliveries still due."""
+    webhooks.kicked_run_started(ctx.tenant.id)
     config = registry.config(ctx.tenant)
     with httpx.Client(follow_redirects=False, trust_env=False) as client:
         report = webhooks.deliver_due(ctx.session, config, ctx.tenant.id, client)

@@ -12,7 +12,6 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
-    ForeignKey,
     Index,
     Integer,
     SmallInteger,
@@ -23,7 +22,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import TenantBase, id_column
 
@@ -181,34 +180,26 @@ class HouseholdStaging(TenantBase):
 WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 
-class WebhookEvent(TenantBase):
-    """An event for other systems (the outbox): written in the transaction that made it happen,
-    so it is sent if and only if that transaction committed. ``data`` holds ids only."""
-
-    __tablename__ = "webhook_events"
-    __table_args__ = (Index(None, "occurred_at"),)
-
-    id: Mapped[int] = id_column()
-    event_id: Mapped[str] = mapped_column(unique=True)  # the ``webhook-id`` receivers dedupe on
-    type: Mapped[str]
-    occurred_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
-    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    deliveries: Mapped[list[WebhookDelivery]] = relationship(passive_deletes=True, lazy="raise")
-
-
 class WebhookDelivery(TenantBase):
-    """One event to one endpoint: retried with backoff until delivered or given up (``failed``)."""
+    """One event for one endpoint (the outbox): written in the transaction that made the event
+    happen, so it is sent if and only if that transaction committed; then retried with backoff
+    until delivered or given up (``failed``). ``data`` holds ids only. An event for two endpoints
+    is two rows with the same ``event_id`` (the ``webhook-id`` receivers dedupe on)."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         CheckConstraint(f"status IN {WEBHOOK_DELIVERY_STATUSES!r}", name="status"),
-        UniqueConstraint("event_pk", "endpoint"),
+        UniqueConstraint("event_id", "endpoint"),
         Index(None, "next_attempt_at", postgresql_where=column("status") == "pending"),
         Index(None, "endpoint", "id"),
+        Index(None, "occurred_at"),
     )
 
     id: Mapped[int] = id_column()
-    event_pk: Mapped[int] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    event_id: Mapped[str]
+    type: Mapped[str]
+    occurred_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     endpoint: Mapped[str]
     status: Mapped[str] = mapped_column(server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -54,7 +54,7 @@ def admin_webhook_resend() -> Response:
         return redirect(url_for("web.admin_webhooks"))
     record(db, "webhook.resent", subject_type="webhook_delivery", subject_id=delivery.id,
            details={"endpoint": delivery.endpoint})  # fmt: skip
-    db.commit()  # the commit queues the delivery run (app.linkage.webhooks.after_commit)
+    db.commit()  # the commit kicks the delivery run (app.linkage.webhooks.after_commit)
     return redirect(url_for("web.admin_webhooks", resent=delivery.id))
 
 
@@ -63,10 +63,10 @@ def admin_webhook_resend() -> Response:
 def admin_webhook_test() -> Response:
     """送信テスト: one ``webhook.test`` event to the endpoint chosen; its result shows in the list."""
     db = tenant_db()
-    event = webhooks.emit_test(db, request.form.get("endpoint", ""))
-    if event is None:
+    event_id = webhooks.emit_test(db, request.form.get("endpoint", ""))
+    if event_id is None:
         abort(404)
-    record(db, "webhook.tested", subject_type="webhook_event", subject_id=event.event_id,
+    record(db, "webhook.tested", subject_type="webhook_event", subject_id=event_id,
            details={"endpoint": request.form.get("endpoint", "")})  # fmt: skip
     db.commit()
     return redirect(url_for("web.admin_webhooks", tested=request.form.get("endpoint", "")))

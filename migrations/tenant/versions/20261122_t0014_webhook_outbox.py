@@ -1,5 +1,5 @@
-"""tenant: signed webhooks — an outbox of events (written in the transaction that made them happen)
-and one delivery row per event and endpoint, retried with backoff
+"""tenant: signed webhooks — an outbox of deliveries (one row per event and endpoint, written in the
+transaction that made the event happen), retried with backoff
 
 Revision ID: t0014
 Revises: t0013
@@ -20,26 +20,16 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
-        "webhook_events",
+        "webhook_deliveries",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("event_id", sa.Text(), nullable=False),
         sa.Column("type", sa.Text(), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("data", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_webhook_events_event_id")),
-    )
-    op.create_index(op.f("ix_webhook_events_occurred_at"), "webhook_events", ["occurred_at"])
-    op.create_table(
-        "webhook_deliveries",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("event_pk", sa.BigInteger(), nullable=False),
         sa.Column("endpoint", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), server_default="pending", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column(
-            "next_attempt_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
@@ -47,14 +37,8 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "status IN ('pending', 'delivered', 'failed')", name=op.f("ck_webhook_deliveries_status")
         ),
-        sa.ForeignKeyConstraint(
-            ["event_pk"],
-            ["webhook_events.id"],
-            name=op.f("fk_webhook_deliveries_event_pk_webhook_events"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
-        sa.UniqueConstraint("event_pk", "endpoint", name=op.f("uq_webhook_deliveries_event_pk_endpoint")),
+        sa.UniqueConstraint("event_id", "endpoint", name=op.f("uq_webhook_deliveries_event_id_endpoint")),
     )
     op.create_index(
         op.f("ix_webhook_deliveries_next_attempt_at"),
@@ -63,8 +47,8 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(op.f("ix_webhook_deliveries_endpoint_id"), "webhook_deliveries", ["endpoint", "id"])
+    op.create_index(op.f("ix_webhook_deliveries_occurred_at"), "webhook_deliveries", ["occurred_at"])
 
 
 def downgrade() -> None:
     op.drop_table("webhook_deliveries")
-    op.drop_table("webhook_events")
