@@ -116,6 +116,7 @@ EXPECTED: dict[str, set[str]] = {
     "tenant_api.guidance_sheet": CLERKS,
     "tenant_api.current_catalogue": CLERKS,
     "tenant_api.list_batches": {"監督者", "管理者", "監査担当"},
+    "tenant_api.list_webhook_events": {"管理者"},
     "tenant_api.get_batch": {"監督者"},
 }
 

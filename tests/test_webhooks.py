@@ -549,3 +549,33 @@ def test_the_administrator_sends_a_test_to_one_endpoint(hooks: Receiver, app: Fl
         data={"endpoint": "portal", "csrf_token": csrf_token(b_admin, f"/{HOOK_B}/admin/webhooks")},
     )
     assert other.status_code == 404  # hooka's endpoint is not hookb's
+
+
+def test_a_receiver_catches_up_through_the_api_after_an_outage(hooks: Receiver, app: Flask) -> None:
+    from tests.test_api_clients import _add_client, _token
+
+    hooks.answers["/a/crm"] = hooks.answers["/a/portal"] = 503
+    closed = [_close_case(HOOK_A) for _ in range(3)]
+    _deliver(HOOK_A)
+    client_id, secret = _add_client(HOOK_A, "webhooks")
+    bearer = {"Authorization": f"Bearer {_token(app, HOOK_A, client_id, secret)['access_token']}"}
+    api = app.test_client()
+    first = api.get(f"/api/v1/{HOOK_A}/webhooks/events?limit=2", headers=bearer)
+    assert first.status_code == 200
+    page = first.get_json()
+    assert [e["data"]["case_id"] for e in page] == closed[:2]  # once each, though sent to two endpoints
+    assert page[0]["type"] == "case.closed"
+    rest = api.get(f"/api/v1/{HOOK_A}/webhooks/events?after={page[-1]['seq']}", headers=bearer).get_json()
+    assert [e["data"]["case_id"] for e in rest] == closed[2:]
+    listed = {e["id"] for e in page + rest}
+    assert listed == {d.event_id for d in _deliveries(HOOK_A)}
+    assert {r["headers"]["webhook-id"] for r in hooks.requests} <= listed  # the ids the webhooks carried
+    assert api.get(f"/api/v1/{HOOK_A}/webhooks/events?type=import.finished", headers=bearer).get_json() == []
+    bad = api.get(f"/api/v1/{HOOK_A}/webhooks/events?type=resident.viewed", headers=bearer)
+    assert bad.status_code == 422
+    # another city's URL with this token: 404, as for a tenant that does not exist
+    assert api.get(f"/api/v1/{HOOK_B}/webhooks/events", headers=bearer).status_code == 404
+    assert api.get("/api/v1/nosuchcity/webhooks/events", headers=bearer).status_code == 404
+    other_id, other_secret = _add_client(HOOK_A, "tenant.read")
+    narrow = {"Authorization": f"Bearer {_token(app, HOOK_A, other_id, other_secret)['access_token']}"}
+    assert api.get(f"/api/v1/{HOOK_A}/webhooks/events", headers=narrow).status_code == 403

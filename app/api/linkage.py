@@ -10,9 +10,11 @@ from marshmallow import Schema, fields, validate
 from app.api import tenant_api
 from app.audit import record
 from app.identity.permissions import requires
-from app.linkage import service
+from app.linkage import service, webhooks
+from app.linkage.config import WEBHOOK_EVENTS
 from app.linkage.models import ImportBatch
-from app.tenancy.context import tenant_db
+from app.linkage.webhooks import TEST_EVENT
+from app.tenancy.context import current_tenant, tenant_db
 
 
 class PageSchema(Schema):
@@ -106,3 +108,36 @@ def get_batch(args: dict[str, Any], batch_id: int) -> dict[str, Any]:
     ]
     detail["rejections_total"] = total
     return detail
+
+
+class EventsQuerySchema(Schema):
+    after = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0),
+        metadata={"description": "前回の最後の seq（続きから）"},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    type = fields.String(
+        load_default=None,
+        validate=validate.OneOf([*WEBHOOK_EVENTS, TEST_EVENT]),
+        metadata={"description": "イベントの種類で絞り込む"},
+    )
+
+
+class EventSchema(Schema):
+    seq = fields.Integer(metadata={"description": "並び順（次の after に渡す）"})
+    id = fields.String(metadata={"description": "Webhook の webhook-id（再送でも同じ）"})
+    type = fields.String(
+        metadata={"description": ", ".join(f"{k}（{v}）" for k, v in WEBHOOK_EVENTS.items())}
+    )
+    timestamp = fields.DateTime()
+    data = fields.Dict(metadata={"description": "番号のみ（氏名・住所などは含まない）"})
+
+
+@tenant_api.route("/webhooks/events")
+@requires("webhooks.events.view")
+@tenant_api.arguments(EventsQuerySchema, location="query")
+@tenant_api.response(200, EventSchema(many=True))
+def list_webhook_events(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Webhook で通知したイベント（30日分、古い順）。受信側が停止していた間の分を取り直すために使う"""
+    return webhooks.events_after(tenant_db(), current_tenant().id, args["after"], args["limit"], args["type"])

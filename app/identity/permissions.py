@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, Permission] = {
         Permission("linkage.batches.view", "取込バッチの一覧・結果の参照"),
         Permission("linkage.rejections.view", "取込不可行（個人情報を含む）の参照", personal_data=True),
         Permission("linkage.import", "住民記録の取込の実行", privileged=True),
+        Permission("webhooks.events.view", "Webhook で通知したイベント（番号のみ）の参照"),
         Permission("admin.users", "職員アカウントの管理", privileged=True),
         Permission("admin.groups", "グループと権限の管理", privileged=True),
         Permission("admin.calendar", "臨時開庁・臨時閉庁の登録", privileged=True),
@@ -69,6 +70,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "linkage.read": ("linkage.batches.view", "linkage.rejections.view"),
     "counter": ("counter.reception", "counter.cases", "counter.queue"),
     "forms": ("forms.use", "forms.accept"),
+    "webhooks": ("webhooks.events.view",),
 }
 SCOPE_LABELS = {
     "tenant.read": "自治体情報・開庁カレンダー",
@@ -77,6 +79,7 @@ SCOPE_LABELS = {
     "linkage.read": "取込バッチの参照",
     "counter": "窓口の案件・番号札・担当課の処理（行政CRM・ポータル連携）",
     "forms": "申請書の作成・申請の登録と受理",
+    "webhooks": "Webhook で通知したイベントの取り直し（番号のみ）",
 }
 
 

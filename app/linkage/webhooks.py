@@ -303,6 +303,42 @@ def recent(
     return list(session.scalars(query))
 
 
+def events_after(
+    session: Session, tenant_id: str, after: int, limit: int, event_type: str | None = None
+) -> list[dict[str, Any]]:
+    """The events kept (30 days), oldest first after the cursor ``after`` (an event's ``seq``):
+    for a receiver catching up after an outage, the same body as the webhook plus ``id`` (the
+    ``webhook-id``) and ``seq``. An event sent to two endpoints is listed once."""
+    seq = func.min(WebhookDelivery.id).label("seq")
+    query = (
+        select(
+            seq,
+            WebhookDelivery.event_id,
+            WebhookDelivery.type,
+            WebhookDelivery.occurred_at,
+            WebhookDelivery.data,
+        )
+        .group_by(
+            WebhookDelivery.event_id, WebhookDelivery.type, WebhookDelivery.occurred_at, WebhookDelivery.data
+        )
+        .having(seq > after)
+        .order_by(seq)
+        .limit(limit)
+    )
+    if event_type is not None:
+        query = query.where(WebhookDelivery.type == event_type)
+    return [
+        {
+            "seq": row.seq,
+            "id": row.event_id,
+            "type": row.type,
+            "timestamp": row.occurred_at,
+            "data": {"tenant": tenant_id, **row.data},
+        }
+        for row in session.execute(query)
+    ]
+
+
 # --- triggering the delivery job after a commit ----------------------------------------------------
 
 
