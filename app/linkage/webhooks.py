@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from redis.exceptions import RedisError
@@ -38,13 +38,16 @@ from app.linkage.config import WEBHOOK_EVENTS, WebhookEndpoint
 from app.linkage.models import WebhookDelivery
 from app.secrets import SecretError, resolve
 
+if TYPE_CHECKING:
+    from app.tenancy.config import TenantConfig
+
 log = logging.getLogger(__name__)
 
 # Seconds after the n-th failed attempt (about 24 hours in all): receivers' outages are usually
 # short, a maintenance window is a night.
 BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 MAX_ATTEMPTS = len(BACKOFF_SECONDS) + 1
-RETENTION_DAYS = 30  # events and their delivery records; long enough to answer "was it sent?"
+RETENTION_DAYS = 30  # delivery records; long enough to answer "was it sent?" and to catch up
 RUN_SECONDS = 50  # one run of the delivery job; what is left is taken by the next
 BATCH = 20  # deliveries claimed, sent and committed together
 USER_AGENT = "Madoguchi-Webhooks/1"
@@ -52,7 +55,7 @@ _EMITTED = "webhooks_emitted"
 TEST_EVENT = "webhook.test"  # sent on request (admin screen), not subscribed to
 
 
-def _tenant_config(session: Session) -> Any:
+def _tenant_config(session: Session) -> TenantConfig | None:
     from app.tenancy.service import registry
 
     binding = session.info.get("binding")
@@ -60,7 +63,7 @@ def _tenant_config(session: Session) -> Any:
     return registry.config(record) if record is not None else None
 
 
-def endpoints_for(config: Any, event_type: str) -> list[WebhookEndpoint]:
+def endpoints_for(config: TenantConfig, event_type: str) -> list[WebhookEndpoint]:
     return [w for w in config.linkage.webhooks if event_type in w.events]
 
 
@@ -204,7 +207,11 @@ def _attempt(
 
 
 def deliver_due(
-    session: Session, config: Any, tenant_id: str, client: httpx.Client, run_seconds: float = RUN_SECONDS
+    session: Session,
+    config: TenantConfig,
+    tenant_id: str,
+    client: httpx.Client,
+    run_seconds: float = RUN_SECONDS,
 ) -> RunReport:
     """Send what is due, oldest first, in batches of up to ``BATCH`` committed together.
 
@@ -274,7 +281,7 @@ class EndpointSummary:
     last_delivered_at: dt.datetime | None
 
 
-def summaries(session: Session, config: Any) -> list[EndpointSummary]:
+def summaries(session: Session, config: TenantConfig) -> list[EndpointSummary]:
     rows = session.execute(
         select(
             WebhookDelivery.endpoint,

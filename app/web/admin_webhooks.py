@@ -35,7 +35,6 @@ def admin_webhooks() -> str:
         endpoint=endpoint,
         status_ja=STATUS_JA,
         event_ja=WEBHOOK_EVENTS,
-        backoff=webhooks.BACKOFF_SECONDS,
         resent=request.args.get("resent"),
         tested=request.args.get("tested"),
     )
