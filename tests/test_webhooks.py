@@ -579,3 +579,37 @@ def test_a_receiver_catches_up_through_the_api_after_an_outage(hooks: Receiver, 
     other_id, other_secret = _add_client(HOOK_A, "tenant.read")
     narrow = {"Authorization": f"Bearer {_token(app, HOOK_A, other_id, other_secret)['access_token']}"}
     assert api.get(f"/api/v1/{HOOK_A}/webhooks/events", headers=narrow).status_code == 403
+
+
+def test_linkage_check_signs_a_test_to_each_endpoint(
+    hooks: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import madoguchi
+
+    done = madoguchi("linkage", "check", HOOK_A, "--adapter", "crm", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(done.stdout)
+    assert [(r["adapter"], r["kind"], r["check"], r["ok"]) for r in rows] == [
+        ("crm", "webhook", "secret", True),
+        ("crm", "webhook", "endpoint", True),
+    ]
+    assert "が送信テストに 200 を返しました" in rows[1]["message"]
+    (request,) = hooks.to("/a/crm")
+    assert _verified(request, SECRET_A)["type"] == "webhook.test"
+    assert hooks.to("/a/portal") == []
+    with tenant_session(HOOK_A) as session:  # a check is not an event: nothing recorded
+        assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+
+    hooks.answers["/a/crm"] = 500
+    failed = madoguchi("linkage", "check", HOOK_A, "--adapter", "crm")
+    assert failed.returncode == 1
+    assert "NG  crm" in failed.stdout
+    assert "受信側がエラー（500）を返しました" in failed.stdout
+    monkeypatch.delenv("HOOKA_WEBHOOK_SECRET")
+    no_key = madoguchi("linkage", "check", HOOK_A, "--adapter", "portal")
+    assert no_key.returncode == 1
+    assert "環境変数 HOOKA_WEBHOOK_SECRET が設定されていません" in no_key.stdout
+    assert len(hooks.to("/a/portal")) == 0  # nothing unsigned leaves
+    unknown = madoguchi("linkage", "check", HOOK_A, "--adapter", "nowhere")
+    assert unknown.returncode == 1
+    assert "crm" in unknown.stderr + unknown.stdout  # the names it has

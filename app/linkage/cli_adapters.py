@@ -23,28 +23,47 @@ if TYPE_CHECKING:  # boto3 and httpx load only when an adapter command runs
     from app.linkage.adapters.polling import PollResult
 
 
-def _adapters(record: TenantRecord, name: str | None) -> list[AnyAdapterConfig]:
-    configured = list(registry.config(record).linkage.adapters)
+def _adapters(record: TenantRecord, name: str | None, *, webhooks: bool = False) -> list[AnyAdapterConfig]:
+    linkage_config = registry.config(record).linkage
+    configured = list(linkage_config.adapters)
     if name is None:
         return configured
     chosen = [a for a in configured if a.name == name]
-    if not chosen:
-        known = "、".join(a.name for a in configured) or "なし"
+    if not chosen and not (webhooks and any(w.name == name for w in linkage_config.webhooks)):
+        names = [a.name for a in configured] + ([w.name for w in linkage_config.webhooks] if webhooks else [])
+        known = "、".join(names) or "なし"
         raise InputRejected(f"テナント {record.id} にアダプタ「{name}」はありません（設定済み: {known}）")
     return chosen
 
 
+def _webhook_checks(record: TenantRecord, name: str | None) -> list[dict[str, Any]]:
+    import httpx
+
+    from app.linkage.webhooks import check_endpoint
+
+    endpoints = [w for w in registry.config(record).linkage.webhooks if name in (None, w.name)]
+    rows: list[dict[str, Any]] = []
+    with httpx.Client(follow_redirects=False, trust_env=False) as client:
+        for endpoint in endpoints:
+            rows += [
+                {"adapter": endpoint.name, "kind": "webhook", "check": check, "ok": ok, "message": message}
+                for check, ok, message in check_endpoint(endpoint, record.id, client)
+            ]
+    return rows
+
+
 @linkage.command("check")
 @click.argument("tenant")
-@click.option("--adapter", "adapter_name", help="check only this adapter")
+@click.option("--adapter", "adapter_name", help="check only this adapter or webhook endpoint")
 @click.option("--json", "as_json", is_flag=True)
 def check_cmd(tenant: str, adapter_name: str | None, as_json: bool) -> None:
-    """Check each adapter's settings, endpoint, credentials and location. Exit 1 if any check fails."""
+    """Check each adapter's settings, endpoint, credentials and location, and each webhook endpoint's
+    signing key and answer to a signed test event. Exit 1 if any check fails."""
     from app.linkage.adapters import adapter_for
 
     record = active_tenant(tenant)
     rows: list[dict[str, Any]] = []
-    for config in _adapters(record, adapter_name):
+    for config in _adapters(record, adapter_name, webhooks=True):
         with adapter_for(config, record) as adapter:
             rows += [
                 {
@@ -56,8 +75,9 @@ def check_cmd(tenant: str, adapter_name: str | None, as_json: bool) -> None:
                 }
                 for c in adapter.check_config()
             ]
+    rows += _webhook_checks(record, adapter_name)
     if not rows and not as_json:
-        click.echo(f"テナント {record.id} にはアダプタが設定されていません")
+        click.echo(f"テナント {record.id} にはアダプタも Webhook の送信先も設定されていません")
     emit(
         rows,
         as_json,

@@ -156,6 +156,34 @@ def send(client: httpx.Client, endpoint: WebhookEndpoint, event_id: str, body: b
     raise DeliveryError(f"受信側がエラー（{response.status_code}）を返しました", response.status_code)
 
 
+def check_endpoint(
+    endpoint: WebhookEndpoint, tenant_id: str, client: httpx.Client
+) -> list[tuple[str, bool, str]]:
+    """``madoguchi linkage check``: the signing key, then one signed ``webhook.test`` sent now (not
+    through the outbox: nothing is recorded) — (check, ok, Japanese message) each."""
+    at = dt.datetime.now(dt.UTC)
+    body = json.dumps(
+        {"type": TEST_EVENT, "timestamp": at.isoformat().replace("+00:00", "Z"),
+         "data": {"tenant": tenant_id, "endpoint": endpoint.name}},
+        ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+    ).encode()  # fmt: skip
+    try:
+        signed_headers(endpoint, "msg_check", body, at)
+    except DeliveryError as exc:
+        return [("secret", False, str(exc))]
+    checks = [("secret", True, f"署名鍵を読み込めました（参照 {endpoint.secret_ref}）")]
+    started = time.perf_counter()
+    try:
+        status = send(client, endpoint, f"msg_check_{uuid.uuid4().hex}", body)
+    except DeliveryError as exc:
+        return [*checks, ("endpoint", False, f"{endpoint.url}: {exc}")]
+    took = time.perf_counter() - started
+    return [
+        *checks,
+        ("endpoint", True, f"{endpoint.url} が送信テストに {status} を返しました（{took:.2f}秒）"),
+    ]
+
+
 @dataclass
 class RunReport:
     delivered: int = 0
