@@ -12,7 +12,7 @@ with no subscriber (no row written, no kick).
 from __future__ import annotations
 
 import base64
-import json
+import datetime as dt
 import os
 import shutil
 import statistics
@@ -141,10 +141,9 @@ def run(quick: bool = False) -> None:
         with session_scope(record.binding) as session:
             events = session.execute(select(func.count()).select_from(WebhookDelivery)).scalar_one()
         assert events == n, events
-        body = json.dumps(  # an event's body, as ``payload`` writes it
-            {"data": {"by": "counter", "case_id": 123456, "tenant": TENANT}, "timestamp": "2026-11-22T00:00:00Z",
-             "type": "case.closed"}, separators=(",", ":"), sort_keys=True,
-        ).encode()  # fmt: skip
+        body = webhooks.body_for(
+            "case.closed", dt.datetime.now(dt.UTC), {"case_id": 123456, "by": "counter"}, TENANT
+        )
         with httpx.Client(follow_redirects=False, trust_env=False) as client:
             for _ in range(50):  # warm the connection and the server's threads
                 webhooks.send(client, endpoint, "msg_warm", body)

@@ -100,11 +100,16 @@ def _outbox(session: Session, event_type: str, data: dict[str, Any], endpoints: 
 
 
 def payload(event: WebhookDelivery, tenant_id: str) -> bytes:
-    """The request body: ``type``, ``timestamp`` (when it happened, UTC) and ``data``."""
+    """The request body of a recorded event."""
+    return body_for(event.type, event.occurred_at, event.data, tenant_id)
+
+
+def body_for(event_type: str, occurred_at: dt.datetime, data: dict[str, Any], tenant_id: str) -> bytes:
+    """A request body: ``type``, ``timestamp`` (when it happened, UTC) and ``data`` (with the tenant)."""
     body = {
-        "type": event.type,
-        "timestamp": event.occurred_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
-        "data": {"tenant": tenant_id, **event.data},
+        "type": event_type,
+        "timestamp": occurred_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "data": {"tenant": tenant_id, **data},
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
@@ -162,11 +167,7 @@ def check_endpoint(
     """``madoguchi linkage check``: the signing key, then one signed ``webhook.test`` sent now (not
     through the outbox: nothing is recorded) — (check, ok, Japanese message) each."""
     at = dt.datetime.now(dt.UTC)
-    body = json.dumps(
-        {"type": TEST_EVENT, "timestamp": at.isoformat().replace("+00:00", "Z"),
-         "data": {"tenant": tenant_id, "endpoint": endpoint.name}},
-        ensure_ascii=False, separators=(",", ":"), sort_keys=True,
-    ).encode()  # fmt: skip
+    body = body_for(TEST_EVENT, at, {"endpoint": endpoint.name}, tenant_id)
     try:
         signed_headers(endpoint, "msg_check", body, at)
     except DeliveryError as exc:
