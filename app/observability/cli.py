@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from app.cliutil import RECORD_ID, InputRejected, cli_actor, emit
+from app.cliutil import RECORD_ID, InputRejected, cli_actor, emit, write_generated
 from app.config import PROJECT_ROOT, get_settings
 from app.tenancy.config import TenantConfig
 from app.tenancy.loader import TenantConfigError, load_all
@@ -23,19 +23,6 @@ def _tenant_configs() -> dict[str, TenantConfig]:
         raise InputRejected("テナント設定に誤りがあります:\n" + str(exc)) from exc
 
 
-def _write(files: Mapping[Path, str], check: bool) -> None:
-    stale = [p for p, text in files.items() if not p.is_file() or p.read_text() != text]
-    if check:
-        if stale:
-            raise InputRejected("生成ファイルが古くなっています: " + ", ".join(str(p) for p in stale))
-        click.echo("ok: 生成ファイルは最新です")
-        return
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        click.echo(f"{'更新' if path in stale else '変更なし'} {path}")
-
-
 @click.group()
 def sla() -> None:
     """SLA monitoring files generated from tenants/ (Prometheus rules, Alertmanager, Grafana)."""
@@ -48,7 +35,7 @@ def _command(
     @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=DASHBOARDS)
     @click.option("--check", is_flag=True, help="only check that the checked-in files are current")
     def run(out: Path, check: bool) -> None:
-        _write(build(_tenant_configs(), out), check)
+        write_generated(build(_tenant_configs(), out), check)
 
 
 def _rules(tenants: dict[str, TenantConfig], out: Path) -> dict[Path, str]:

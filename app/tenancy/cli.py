@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from app.audit.service import record as audit_record
-from app.cliutil import RECORD_ID, InputRejected, cli_actor, emit
+from app.cliutil import RECORD_ID, InputRejected, cli_actor, emit, write_generated
 from app.config import PROJECT_ROOT, get_settings
 from app.dates import JST
 from app.db.session import session_scope
@@ -52,6 +52,22 @@ def validate_cmd(as_json: bool) -> None:
         for t in loaded.values()
     ]
     emit(data, as_json, lambda r: f"ok  {r['id']:<12} {r['code']}  {r['hash'][:12]}")
+
+
+@tenants.command("terraform")
+@click.option("--check", is_flag=True, help="only check that the checked-in file is current")
+def terraform_cmd(check: bool) -> None:
+    """Write infra/terraform/tenants.auto.tfvars.json (linkage buckets, secret names) from tenants/."""
+    from app.tenancy.infra import TFVARS_PATH, BucketClaimedTwice, render, terraform_inputs
+
+    try:
+        loaded = load_all(get_settings().tenants_dir)
+        text = render(terraform_inputs(loaded))
+    except TenantConfigError as exc:
+        raise InputRejected("テナント設定に誤りがあります:\n" + str(exc)) from exc
+    except BucketClaimedTwice as exc:
+        raise InputRejected(str(exc)) from exc
+    write_generated({TFVARS_PATH: text}, check)
 
 
 @tenants.command("sync")
