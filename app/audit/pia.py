@@ -108,6 +108,7 @@ ACTION_JA = {
     "breakglass.rejected": "事業者の緊急アクセスの却下",
     "breakglass.revoked": "事業者の緊急アクセスの取消",
     "audit.verified": "操作ログの検証",
+    "tenant.exported": "契約終了時のデータ一式の書き出し",
     "audit.archived": "操作ログの保管庫への移動",
     "audit.breakglass_reads_viewed": "緊急アクセスの参照記録の閲覧",
     "audit.resident_accesses_viewed": "アクセス履歴の閲覧",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,38 @@ def terraform_cmd(check: bool) -> None:
     except BucketClaimedTwice as exc:
         raise InputRejected(str(exc)) from exc
     write_generated({TFVARS_PATH: text}, check)
+
+
+@tenants.command("export")
+@click.argument("tenant")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--json", "as_json", is_flag=True)
+def export_cmd(tenant: str, out: Path, as_json: bool) -> None:
+    """Write the city's complete data (tables as CSV, documents, operation-log seals and archives,
+    manifest with SHA-256) to a new folder: the contract-end hand-over (ADR 0013)."""
+    from app.tenancy.export import ExportError, export_tenant
+
+    record = active_tenant(tenant)
+    done = 0
+
+    def step(name: str) -> None:  # progress on stderr, one line a table or file
+        nonlocal done
+        done += 1
+        if not as_json:
+            click.echo(f"  [{done}] {name}", err=True)
+
+    try:
+        result = export_tenant(record, out, step)
+    except ExportError as exc:
+        raise InputRejected(str(exc)) from exc
+    data = result.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    click.echo(
+        f"{record.name}: 表 {result.tables}（{result.rows:,} 行）、ファイル {result.objects}（{result.bytes:,} バイト）を "
+        f"{out} に書き出しました。操作ログの検証: {'正常' if result.audit_ok else '異常あり（manifest.json を確認）'}"
+    )
 
 
 @tenants.command("sync")
