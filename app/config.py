@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     audit_seal_public_keys: str = Field(
         default="", description="older public keys (base64, comma-separated) that verify old seals"
     )
+    # Contract end (ADR 0013): who signs the deletion certificate, and how long database backups
+    # keep a deleted city's data (infra/terraform/backup.tf keeps recovery points this long).
+    provider_name: str = "窓口支援システム Madoguchi 提供事業者"
+    backup_retention_days: int = Field(default=365, ge=1)
     # Writers release the chain lock before their commit is flushed and wait for the flush after
     # it (see app.audit.service); off = plain synchronous commit under the lock.
     audit_early_lock_release: bool = True

@@ -415,3 +415,21 @@ def test_monitoring_configuration_is_accepted_by_promtool_and_amtool(tmp_path: P
     # The scrape job is the one the rules select.
     assert 'job="madoguchi"' in (PROJECT_ROOT / "dashboards" / "rules" / "madoguchi-sla.yml").read_text()
     assert "job_name: madoguchi" in (TF / "templates" / "prometheus.yml.tftpl").read_text()
+
+
+def test_the_deletion_certificate_s_backup_date_follows_the_backup_plan() -> None:
+    """The certificate promises when backups have aged out (app.tenancy.decommission): the same
+    number of days as AWS Backup keeps recovery points (backup.tf), and Aurora's own window is shorter."""
+    days = Settings(database_url="postgresql+psycopg://app@db/madoguchi").backup_retention_days
+    plan = next(b["aws_backup_plan"]["database"] for b in _blocks("resource") if "aws_backup_plan" in b)
+
+    def one(block: Any) -> Any:  # a nested block parses as a list of one
+        return block[0] if isinstance(block, list) else block
+
+    rule = one(plan["rule"])
+    lifecycles = [one(rule["lifecycle"]), one(one(rule["copy_action"])["lifecycle"])]
+    assert {lc["delete_after"] for lc in lifecycles} == {days}
+    aurora_days = next(v for v in _blocks("variable") if "backup_retention_days" in v)[
+        "backup_retention_days"
+    ]
+    assert aurora_days["default"] <= days

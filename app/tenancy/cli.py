@@ -103,6 +103,44 @@ def export_cmd(tenant: str, out: Path, as_json: bool) -> None:
     )
 
 
+@tenants.command("decommission")
+@click.argument("tenant")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="the folder `tenants export` wrote and the city received")  # fmt: skip
+@click.option(
+    "--confirm", "confirm_code", required=True, help="the city's local-government code, typed again"
+)
+@click.option("--certificate", "certificate_out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="where to write the deletion certificate (PDF)")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True)
+def decommission_cmd(
+    tenant: str, export_dir: Path, confirm_code: str, certificate_out: Path, as_json: bool
+) -> None:
+    """Contract end: delete the city's data after its hand-over and write the deletion certificate
+    (データ消去証明書). Refused unless the export is intact and nothing changed since (ADR 0013)."""
+    from app.tenancy.decommission import DecommissionRefused, certificate_pdf, decommission
+
+    record = active_tenant(tenant)
+    if certificate_out.exists():
+        raise InputRejected(f"証明書の出力先 {certificate_out} は既にあります（上書きしません）")
+    actor = cli_actor()
+    try:
+        certificate = decommission(
+            record,
+            export_dir,
+            confirm_code,
+            f"{actor.id}（{actor.terminal}）",
+            None if as_json else (lambda message: click.echo(f"  {message}", err=True)),
+        )
+    except DecommissionRefused as exc:
+        raise InputRejected(str(exc)) from exc
+    certificate_out.write_bytes(certificate_pdf(certificate))
+    if as_json:
+        click.echo(json.dumps({**certificate, "certificate_pdf": str(certificate_out)}, ensure_ascii=False))
+        return
+    click.echo(f"{record.name} のデータを消去しました。データ消去証明書: {certificate_out}")
+
+
 @tenants.command("sync")
 @click.option("--only", help="provision/migrate only this tenant id")
 @click.option(

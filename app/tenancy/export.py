@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, func, select
 
 from app import storage
 from app.audit import service as audit_service
+from app.audit.models import AuditEntry
 from app.audit.storage import AuditStore
 from app.audit.verify import verify
 from app.dates import JST
@@ -122,11 +123,15 @@ def _local_path(root: Path, relative: str) -> Path:
 
 def _export_tables(
     record: TenantRecord, out: Path, progress: Callable[[str], None]
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     session = new_session(record.binding, isolation_level="REPEATABLE READ")
     try:
-        revision = schema_revision(session)
+        # What the snapshot holds, so that a later deletion can prove nothing happened since.
+        snapshot = {
+            "schema_revision": schema_revision(session),
+            "audit_last_seq": session.scalar(select(func.max(AuditEntry.seq))),
+        }
         for table in exported_tables():
             columns = [c for c in table.columns if (table.name, c.name) not in EXCLUDED_COLUMNS]
             order = [c.name for c in table.primary_key.columns] or [columns[0].name]
@@ -154,7 +159,7 @@ def _export_tables(
         session.rollback()  # read only: nothing to keep
     finally:
         session.close()
-    return entries, revision
+    return entries, snapshot
 
 
 def _export_objects(record: TenantRecord, out: Path, progress: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -217,7 +222,7 @@ def export_tenant(
     step = progress or (lambda _name: None)
     _prepare(out)
     started = dt.datetime.now(JST)
-    tables, revision = _export_tables(record, out, step)
+    tables, snapshot = _export_tables(record, out, step)
     objects = _export_objects(record, out, step)
     report = verify(record)
     excluded = [{"table": t, "reason": r} for t, r in EXCLUDED_TABLES.items()] + [
@@ -228,7 +233,8 @@ def export_tenant(
         "format_version": FORMAT_VERSION,
         "tenant": {"id": record.id, "code": record.code, "name": record.name, "schema": record.schema_name},
         "exported_at": started.isoformat(timespec="seconds"),
-        "schema_revision": revision,
+        "schema_revision": snapshot["schema_revision"],
+        "snapshot": {"audit_last_seq": snapshot["audit_last_seq"]},
         "tables": tables,
         "objects": objects,
         "excluded": excluded,

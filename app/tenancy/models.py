@@ -36,6 +36,25 @@ class Tenant(ControlBase):
     provisioned_at: Mapped[dt.datetime | None]
 
 
+class TenantDecommission(ControlBase):
+    """A city whose contract ended: its data was handed over and deleted (データ消去).
+
+    Kept after the tenant's row and schema are gone, as the provider's record of what was deleted,
+    how and when (the certificate's content); ``tenants sync`` refuses to provision the id again.
+    """
+
+    __tablename__ = "tenant_decommissions"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)  # the tenant id
+    code: Mapped[str]
+    name: Mapped[str]
+    schema_name: Mapped[str]
+    decommissioned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decommissioned_by: Mapped[str]
+    export_manifest_sha256: Mapped[str]
+    certificate: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
 class CalendarOverride(TenantBase):
     """A temporary opening or closure entered by the municipal administrator.
 

@@ -5,6 +5,7 @@ Kept apart from the runtime registry so web processes never import Alembic.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.audit.models import AuditRetention
 from app.config import get_settings
+from app.dates import JST
 from app.db import migrate, provision
 from app.db.engine import admin_engine
 from app.db.models import control_metadata, tenant_metadata
@@ -34,7 +36,7 @@ from app.guidance.service import forget_pinned_catalogues
 from app.identity.provisioning import RoleSeedError, seed_roles
 from app.tenancy.config import TenantConfig
 from app.tenancy.loader import dumped_config_hash, load_all
-from app.tenancy.models import Tenant
+from app.tenancy.models import Tenant, TenantDecommission
 from app.tenancy.service import registry
 
 log = logging.getLogger(__name__)
@@ -273,6 +275,15 @@ def sync(
         try:
             with conn.begin():
                 prepare_control(conn)
+                gone = decommissioned_ids(conn, pending)
+            if gone:
+                raise TenantSyncError(
+                    "契約終了でデータを消去したテナントは作成し直しません: "
+                    + ", ".join(
+                        f"{t}（{at.astimezone(JST):%Y-%m-%d} 消去）" for t, at in sorted(gone.items())
+                    )
+                    + "。tenants/ からそのフォルダーを削除してください"
+                )
             if from_script and pending:
                 migrate.new_schema_script("tenant")  # rendered once, before the workers start
             # Counted once: the workers empty ``pending`` as they go, so it cannot say whom to join.
@@ -302,6 +313,19 @@ def sync(
             results,
         )
     return results
+
+
+def decommissioned_ids(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, dt.datetime]:
+    """Which of these tenant ids were decommissioned at contract end (ADR 0013), and when."""
+    ids = list(tenant_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(TenantDecommission.id, TenantDecommission.decommissioned_at).where(
+            TenantDecommission.id.in_(ids)
+        )
+    ).all()
+    return {r[0]: r[1] for r in rows}
 
 
 def deprovision(tenant_ids: Iterable[str]) -> None:
