@@ -24,7 +24,6 @@ Steps 2's deletions are idempotent: a run that stops half-way is run again.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from app.dates import JST
 from app.dates.wareki import format_wareki
 from app.db.engine import admin_engine
 from app.db.session import new_session
-from app.tenancy.export import exported_tables
+from app.tenancy.export import exported_tables, sha256_file
 from app.tenancy.infra import linkage_buckets
 from app.tenancy.service import TenantRecord, registry
 
@@ -63,14 +62,6 @@ class Location:
     deleted: int = 0
     retained: int = 0
     retained_until: dt.datetime | None = None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_handover(record: TenantRecord, export_dir: Path) -> dict[str, Any]:
@@ -94,7 +85,7 @@ def check_handover(record: TenantRecord, export_dir: Path) -> dict[str, Any]:
             raise DecommissionRefused(
                 f"引き渡し用のファイル {path} がありません（書き出しをやり直してください）"
             )
-        if _sha256(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             raise DecommissionRefused(
                 f"引き渡し用のファイル {path} が書き出したときと異なります（SHA-256 不一致。書き出しをやり直してください）"
             )
@@ -216,7 +207,7 @@ def decommission(
             f"確認のため {record.name} の地方公共団体コード（6桁）を --confirm に指定してください"
         )
     manifest = check_handover(record, export_dir)
-    manifest_sha = _sha256(export_dir / "manifest.json")
+    manifest_sha = sha256_file(export_dir / "manifest.json")
     step("引き渡し用データを確認しました")
 
     with new_session(record.binding) as session:

@@ -92,7 +92,7 @@ def exported_tables() -> list[Table]:
     return [t for t in tenant_metadata.sorted_tables if t.name not in EXCLUDED_TABLES]
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -143,7 +143,7 @@ def _export_tables(
                     "table": table.name,
                     "file": f"tables/{table.name}.csv",
                     "rows": rows,
-                    "sha256": _sha256(path),
+                    "sha256": sha256_file(path),
                     "columns": [
                         {
                             "name": c.name,
@@ -176,7 +176,7 @@ def _export_objects(record: TenantRecord, out: Path, progress: Callable[[str], N
             with target.open("wb") as handle:
                 s3.download_fileobj(storage.bucket(), key, handle)
             entries.append({"source": "documents", "key": key, "file": relative,
-                            "bytes": target.stat().st_size, "sha256": _sha256(target)})  # fmt: skip
+                            "bytes": target.stat().st_size, "sha256": sha256_file(target)})  # fmt: skip
             progress(relative)
     audit = AuditStore.from_settings()
     audit_prefix = audit.tenant_prefix(record.schema_name)
@@ -186,7 +186,7 @@ def _export_objects(record: TenantRecord, out: Path, progress: Callable[[str], N
         with target.open("wb") as handle:
             audit.download(key, handle)
         entries.append({"source": "audit", "key": key, "file": relative,
-                        "bytes": target.stat().st_size, "sha256": _sha256(target)})  # fmt: skip
+                        "bytes": target.stat().st_size, "sha256": sha256_file(target)})  # fmt: skip
         progress(relative)
     return entries
 
@@ -264,7 +264,7 @@ def export_tenant(
         objects=len(objects),
         bytes=sum(o["bytes"] for o in objects),
         audit_ok=report.ok,
-        manifest_sha256=_sha256(manifest_path),
+        manifest_sha256=sha256_file(manifest_path),
         files=[*tables, *objects],
     )
     # Everything the city's residents are in was read: the city's own log says so.

@@ -38,19 +38,9 @@ resource "aws_backup_plan" "database" {
   }
 }
 
-data "aws_iam_policy_document" "backup_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["backup.amazonaws.com"]
-    }
-  }
-}
-
 resource "aws_iam_role" "backup" {
   name               = "${local.name}-backup"
-  assume_role_policy = data.aws_iam_policy_document.backup_assume.json
+  assume_role_policy = data.aws_iam_policy_document.service_assume["backup.amazonaws.com"].json
 }
 
 resource "aws_iam_role_policy_attachment" "backup" {

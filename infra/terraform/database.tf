@@ -96,19 +96,9 @@ resource "aws_rds_cluster_instance" "main" {
   copy_tags_to_snapshot           = true
 }
 
-data "aws_iam_policy_document" "rds_monitoring_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["monitoring.rds.amazonaws.com"]
-    }
-  }
-}
-
 resource "aws_iam_role" "rds_monitoring" {
   name               = "${local.name}-rds-monitoring"
-  assume_role_policy = data.aws_iam_policy_document.rds_monitoring_assume.json
+  assume_role_policy = data.aws_iam_policy_document.service_assume["monitoring.rds.amazonaws.com"].json
 }
 
 resource "aws_iam_role_policy_attachment" "rds_monitoring" {

@@ -52,6 +52,18 @@ locals {
     mountPoints            = local.scratch_mounts
   }
 
+  # Each task's output goes to its own log group (the monitoring task's too, monitoring.tf).
+  log_configuration = {
+    for name, group in aws_cloudwatch_log_group.app : name => {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = group.name
+        awslogs-region        = var.region
+        awslogs-stream-prefix = name
+      }
+    }
+  }
+
   runtime_environment = merge(local.app_environment, {
     HOME           = "/tmp"
     XDG_CACHE_HOME = "/tmp/cache" # fontconfig's cache (WeasyPrint)
@@ -79,44 +91,23 @@ locals {
         retries     = 3
         startPeriod = 30
       }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.app["web"].name
-          awslogs-region        = var.region
-          awslogs-stream-prefix = "web"
-        }
-      }
+      logConfiguration = local.log_configuration["web"]
     })]
 
     worker = [merge(local.app_container, {
-      name        = "worker"
-      command     = ["madoguchi", "worker"]
-      environment = [for k, v in local.runtime_environment : { name = k, value = v }]
-      secrets     = [for name in local.runtime_secrets : { name = name, valueFrom = aws_secretsmanager_secret.app[name].arn }]
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.app["worker"].name
-          awslogs-region        = var.region
-          awslogs-stream-prefix = "worker"
-        }
-      }
+      name             = "worker"
+      command          = ["madoguchi", "worker"]
+      environment      = [for k, v in local.runtime_environment : { name = k, value = v }]
+      secrets          = [for name in local.runtime_secrets : { name = name, valueFrom = aws_secretsmanager_secret.app[name].arn }]
+      logConfiguration = local.log_configuration["worker"]
     })]
 
     migrate = [merge(local.app_container, {
-      name        = "migrate"
-      command     = ["madoguchi", "tenants", "sync"]
-      environment = [for k, v in local.runtime_environment : { name = k, value = v }]
-      secrets     = [for name in local.migration_secrets : { name = name, valueFrom = aws_secretsmanager_secret.app[name].arn }]
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.app["migrate"].name
-          awslogs-region        = var.region
-          awslogs-stream-prefix = "migrate"
-        }
-      }
+      name             = "migrate"
+      command          = ["madoguchi", "tenants", "sync"]
+      environment      = [for k, v in local.runtime_environment : { name = k, value = v }]
+      secrets          = [for name in local.migration_secrets : { name = name, valueFrom = aws_secretsmanager_secret.app[name].arn }]
+      logConfiguration = local.log_configuration["migrate"]
     })]
   }
 

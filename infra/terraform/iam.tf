@@ -136,21 +136,27 @@ resource "aws_iam_role_policy" "monitoring" {
   policy = data.aws_iam_policy_document.monitoring.json
 }
 
-# --- VPC flow logs ----------------------------------------------------------------------------
+# --- Roles AWS services assume (flow logs, CloudTrail, Config, Backup, RDS monitoring, S3 replication)
 
-data "aws_iam_policy_document" "flow_logs_assume" {
+data "aws_iam_policy_document" "service_assume" {
+  for_each = toset([
+    "vpc-flow-logs.amazonaws.com", "cloudtrail.amazonaws.com", "config.amazonaws.com",
+    "backup.amazonaws.com", "monitoring.rds.amazonaws.com", "s3.amazonaws.com",
+  ])
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = ["vpc-flow-logs.amazonaws.com"]
+      identifiers = [each.key]
     }
   }
 }
 
+# --- VPC flow logs ----------------------------------------------------------------------------
+
 resource "aws_iam_role" "flow_logs" {
   name               = "${local.name}-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+  assume_role_policy = data.aws_iam_policy_document.service_assume["vpc-flow-logs.amazonaws.com"].json
 }
 
 data "aws_iam_policy_document" "flow_logs" {

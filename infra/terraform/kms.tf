@@ -33,15 +33,7 @@ data "aws_iam_policy_document" "kms_logs" {
   #checkov:skip=CKV_AWS_109:A key policy's resource "*" is the key itself; the account root statement is what lets IAM policies grant use of the key.
   #checkov:skip=CKV_AWS_111:As above: key policy, not an identity policy.
   #checkov:skip=CKV_AWS_356:As above: key policy, not an identity policy.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
+  source_policy_documents = [data.aws_iam_policy_document.kms_data.json] # the account's statement
 
   statement {
     sid       = "CloudWatchLogsEncrypts"

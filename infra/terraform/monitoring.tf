@@ -45,14 +45,6 @@ resource "aws_efs_access_point" "monitoring" {
 }
 
 locals {
-  monitoring_log = {
-    logDriver = "awslogs"
-    options = {
-      awslogs-group         = aws_cloudwatch_log_group.app["monitoring"].name
-      awslogs-region        = var.region
-      awslogs-stream-prefix = "monitoring"
-    }
-  }
   monitoring_containers = [
     {
       name      = "config"
@@ -76,7 +68,7 @@ locals {
         { sourceVolume = "config", containerPath = "/etc/madoguchi", readOnly = false },
         { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
       ]
-      logConfiguration = local.monitoring_log
+      logConfiguration = local.log_configuration["monitoring"]
     },
     {
       name      = "prometheus"
@@ -95,7 +87,7 @@ locals {
         { sourceVolume = "config", containerPath = "/etc/madoguchi", readOnly = true },
         { sourceVolume = "prometheus", containerPath = "/prometheus", readOnly = false },
       ]
-      logConfiguration = local.monitoring_log
+      logConfiguration = local.log_configuration["monitoring"]
     },
     {
       name      = "alertmanager"
@@ -114,7 +106,7 @@ locals {
         { sourceVolume = "config", containerPath = "/etc/madoguchi", readOnly = true },
         { sourceVolume = "alertmanager", containerPath = "/alertmanager", readOnly = false },
       ]
-      logConfiguration = local.monitoring_log
+      logConfiguration = local.log_configuration["monitoring"]
     },
   ]
 }

@@ -133,19 +133,9 @@ module "audit_replica" {
   object_lock_years = local.audit_retention_years
 }
 
-data "aws_iam_policy_document" "replication_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["s3.amazonaws.com"]
-    }
-  }
-}
-
 resource "aws_iam_role" "replication" {
   name               = "${local.name}-audit-replication"
-  assume_role_policy = data.aws_iam_policy_document.replication_assume.json
+  assume_role_policy = data.aws_iam_policy_document.service_assume["s3.amazonaws.com"].json
 }
 
 data "aws_iam_policy_document" "replication" {

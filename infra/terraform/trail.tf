@@ -31,19 +31,9 @@ resource "aws_cloudwatch_log_group" "cloudtrail" {
   kms_key_id        = aws_kms_key.logs.arn
 }
 
-data "aws_iam_policy_document" "cloudtrail_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["cloudtrail.amazonaws.com"]
-    }
-  }
-}
-
 resource "aws_iam_role" "cloudtrail" {
   name               = "${local.name}-cloudtrail"
-  assume_role_policy = data.aws_iam_policy_document.cloudtrail_assume.json
+  assume_role_policy = data.aws_iam_policy_document.service_assume["cloudtrail.amazonaws.com"].json
 }
 
 data "aws_iam_policy_document" "cloudtrail_logs" {
@@ -60,19 +50,9 @@ resource "aws_iam_role_policy" "cloudtrail" {
 
 # --- AWS Config ---------------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "config_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["config.amazonaws.com"]
-    }
-  }
-}
-
 resource "aws_iam_role" "config" {
   name               = "${local.name}-config"
-  assume_role_policy = data.aws_iam_policy_document.config_assume.json
+  assume_role_policy = data.aws_iam_policy_document.service_assume["config.amazonaws.com"].json
 }
 
 resource "aws_iam_role_policy_attachment" "config" {
