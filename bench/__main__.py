@@ -19,6 +19,7 @@ BENCHMARKS = [
     "reports",
     "counter",
     "webhooks",
+    "export",
 ]
 
 
