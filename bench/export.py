@@ -131,7 +131,7 @@ Yamaguchi at city scale loaded through the real importer ({full["loaded_rows"]:,
 `tenants export` in a child process of its own; the baseline in the same child is one `COPY` of the
 residents table (every column, in id order) to a file in a REPEATABLE READ snapshot, as the export
 does it. The export writes {full["export"]["tables"]} tables ({full["export"]["rows"]:,} rows, {full["export"]["bytes_written"] / 1e6:,.1f} MB
-with the baseline's file) and computes the SHA-256 of every file, verifies the operation log, writes the
+in all) and computes the SHA-256 of every file, verifies the operation log, writes the
 manifest and its audit record.
 
 | figure | result | goal | |
